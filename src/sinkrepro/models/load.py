@@ -1,0 +1,61 @@
+"""Loading pipelines from local directories, and fetching hub weights once.
+
+Every generation job loads with `from_pretrained(local_dir, local_files_only=True)`: the stand-ins
+and the hub models go through the same call. Only `fetch_hub_model` touches the network.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sinkrepro.io import atomic_dir, write_text
+from sinkrepro.models.tiny import STANDIN_MARKER
+
+PIPELINE_CLASSES = {"sd3": "StableDiffusion3Pipeline", "sdxl": "StableDiffusionXLPipeline"}
+TORCH_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+
+
+def is_standin(model_dir: str | Path) -> bool:
+    return (Path(model_dir) / STANDIN_MARKER).exists()
+
+
+def load_pipeline(model_dir: str | Path, family: str, dtype: str = "float32", device: str = "cpu"):
+    import diffusers
+    import torch
+
+    model_dir = Path(model_dir)
+    if family not in PIPELINE_CLASSES:
+        raise ValueError(f"family: {family!r} is not one of {sorted(PIPELINE_CLASSES)}")
+    if not (model_dir / "model_index.json").exists():
+        raise FileNotFoundError(f"{model_dir}: no model_index.json; build or fetch the model first "
+                                f"(snakemake resources/models/<name>/model_index.json)")
+    cls = getattr(diffusers, PIPELINE_CLASSES[family])
+    pipe = cls.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def fetch_hub_model(repo: str, revision: str, out_dir: str | Path, variant: str | None = None) -> Path:
+    """Download a pinned hub snapshot into `out_dir`. Needs network and HF_TOKEN."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise RuntimeError(f"fetch {repo}: HF_HUB_OFFLINE=1 is set; unset it on a machine with network access")
+    if not os.environ.get("HF_TOKEN"):
+        raise RuntimeError(f"fetch {repo}: HF_TOKEN is not set; accept the model licence on the hub and "
+                           "export HF_TOKEN=<token> before running the fetch rule")
+    from huggingface_hub import snapshot_download
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        snapshot_download(repo_id=repo, revision=revision, local_dir=tmp, token=os.environ["HF_TOKEN"],
+                          allow_patterns=None if variant is None else [f"*{variant}*", "*.json", "*.txt", "*.model"])
+        write_text(tmp / "sinkrepro_source.json", json.dumps({"repo": repo, "revision": revision}, indent=1))
+    return out_dir
