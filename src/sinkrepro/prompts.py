@@ -1,0 +1,117 @@
+"""Prompt tables (prompt_id, prompt_index, prompt, category) from a configured source.
+
+Sources:
+- `local`: a TSV of ours with columns prompt_id, prompt, category.
+- `geneval`: GenEval's evaluation_metadata.jsonl at a pinned URL + sha256; ids `geneval-NNN`
+  (0-based line index), category = GenEval tag.
+- `list`: a one-prompt-a-line text file (URL + sha256); each line is looked up by exact text in
+  another set (`lookup`), so it keeps that set's ids and categories and shares its images.
+- `subset`: the first `first` rows of another set.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from pathlib import Path
+
+from sinkrepro.io import atomic_path, sha256_bytes, sha256_file, write_text
+
+COLUMNS = ("prompt_id", "prompt_index", "prompt", "category")
+CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+
+
+def fetch_pinned(url: str, sha256: str, where: str, cache_dir: Path | None = None) -> bytes:
+    """Read a URL (http(s) or file://), check its sha256, and keep a content-addressed copy.
+
+    The workflow plans its shards from the prompt lists, so it reads them when it starts; the
+    cache makes that a one-time download.
+    """
+    cached = cache_dir / sha256 if cache_dir else None
+    if cached and cached.exists() and sha256_file(cached) == sha256:
+        return cached.read_bytes()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            data = response.read()
+    except OSError as err:
+        raise RuntimeError(f"{where}.url: cannot read {url}: {err}. Check the network, or point url at a "
+                           f"local copy with a file:// URL") from err
+    got = sha256_bytes(data)
+    if got != sha256:
+        raise ValueError(f"{where}.sha256: {url} has sha256 {got}, expected {sha256}; the file changed upstream "
+                         f"or the pin is wrong")
+    return data
+
+
+def parse_geneval(data: bytes) -> list[dict]:
+    rows = []
+    for i, line in enumerate(data.decode().splitlines()):
+        if line.strip():
+            item = json.loads(line)
+            rows.append({"prompt_id": f"geneval-{i:03d}", "prompt_index": i, "prompt": item["prompt"],
+                         "category": item["tag"]})
+    return rows
+
+
+def parse_local(path: Path, where: str) -> list[dict]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"prompt_id", "prompt", "category"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{where}.path: {path} lacks columns {sorted(missing)}")
+        rows = [{"prompt_id": r["prompt_id"], "prompt_index": i, "prompt": r["prompt"], "category": r["category"]}
+                for i, r in enumerate(reader)]
+    ids = [r["prompt_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{where}.path: {path} has duplicate prompt_id values")
+    return rows
+
+
+def lookup_lines(lines: list[str], reference: list[dict], where: str) -> list[dict]:
+    by_text = {r["prompt"]: r for r in reference}
+    rows = []
+    for n, text in enumerate(lines):
+        if text not in by_text:
+            raise ValueError(f"{where}: line {n + 1} {text!r} is not a prompt of the lookup set")
+        rows.append(dict(by_text[text]))
+    return rows
+
+
+def load_prompt_set(name: str, sets: dict, root: Path = Path("."), cache_dir: Path | None = None,
+                    _seen: tuple = ()) -> list[dict]:
+    """Resolve prompt set `name` from the `prompt_sets` config section."""
+    where = f"config.prompt_sets.{name}"
+    if name not in sets:
+        raise ValueError(f"{where}: no such prompt set; define it under prompt_sets")
+    if name in _seen:
+        raise ValueError(f"{where}: circular reference through {list(_seen)}")
+    cfg = sets[name]
+    source = cfg["source"]
+    if source == "local":
+        return parse_local(root / cfg["path"], where)
+    if source == "geneval":
+        return parse_geneval(fetch_pinned(cfg["url"], cfg["sha256"], where, cache_dir))
+    reference = load_prompt_set(cfg["from"], sets, root, cache_dir, _seen + (name,))
+    if source == "subset":
+        rows = reference
+        if cfg.get("categories"):
+            rows = [r for r in rows if r["category"] in cfg["categories"]]
+        return rows[: cfg.get("first") or len(rows)]
+    if source == "list":
+        lines = [ln for ln in fetch_pinned(cfg["url"], cfg["sha256"], where, cache_dir).decode().splitlines() if ln.strip()]
+        return lookup_lines(lines, reference, where)
+    raise ValueError(f"{where}.source: {source!r} is not one of local, geneval, list, subset")
+
+
+def write_table(path: str | Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: r[k] for k in COLUMNS} for r in rows)
+    write_text(path, buf.getvalue())
+
+
+def read_table(path: str | Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{**r, "prompt_index": int(r["prompt_index"])} for r in csv.DictReader(f, delimiter="\t")]

@@ -1,0 +1,23 @@
+# One job per shard: (model, condition, seed, prompt chunk). Images + manifest, and the sink
+# statistics of measured layers (an empty table when the condition is not measured).
+
+
+rule generate:
+    input:
+        model="resources/models/{model}",
+    output:
+        images=directory("results/images/{model}/{condition}/seed{seed}/{shard}"),
+        dynamics="results/dynamics/{model}/{condition}/seed{seed}/{shard}.parquet",
+    log:
+        "logs/generate/{model}/{condition}/seed{seed}/{shard}.log",
+    params:
+        job=shard_job,
+        device=DEVICE,
+    resources:
+        gpu=GPU_JOBS,
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/generate_shard.py"

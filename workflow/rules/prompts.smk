@@ -1,0 +1,14 @@
+# The prompt table of each prompt set (local file of ours, or a pinned URL checked by sha256).
+
+
+rule prompt_table:
+    output:
+        "results/prompts/{prompt_set}.tsv",
+    log:
+        "logs/prompts/{prompt_set}.log",
+    params:
+        sets=config["prompt_sets"],
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/prompt_table.py"

@@ -1,0 +1,9 @@
+"""Write one prompt table from its configured source."""
+from pathlib import Path
+
+from sinkrepro.config import PROMPT_CACHE
+from sinkrepro.prompts import load_prompt_set, write_table
+
+rows = load_prompt_set(snakemake.wildcards.prompt_set, snakemake.params.sets, Path("."), PROMPT_CACHE)
+write_table(snakemake.output[0], rows)
+Path(snakemake.log[0]).write_text(f"{len(rows)} prompts\n")
