@@ -1,0 +1,37 @@
+# One-command entry points. `make reproduce` = install (if needed) + the whole pipeline on
+# config/config.yaml + the HTML report. `make test` = the test suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+CONFIG ?= config/config.yaml
+SNAKEMAKE := HF_HUB_OFFLINE=1 $(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+.PHONY: install reproduce report test test-fast plan lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: envs/torch.txt envs/core.txt envs/nodeps.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -r envs/torch.txt
+	$(PY) -m pip install -q -r envs/core.txt
+	$(PY) -m pip install -q --no-deps -r envs/nodeps.txt
+	$(PY) -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+	$(PY) -m sinkrepro.envfix
+	touch $@
+
+reproduce: install
+	$(SNAKEMAKE)
+	$(SNAKEMAKE) --report paper/report.html
+
+plan: install
+	$(VENV)/bin/sinkrepro plan $(CONFIG)
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+lint: install
+	$(SNAKEMAKE) --lint
+
+clean:
+	rm -rf results logs paper/tables paper/figures paper/claims.md paper/report.html .snakemake

@@ -1,0 +1,45 @@
+"""`sinkrepro plan CONFIG` and the exploration commands (`sinks`, `generate`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_plan(args) -> int:
+    from sinkrepro.config import grid_for, load_config
+    from sinkrepro.plan import format_plan, parse_seconds_per_step, plan_summary
+
+    seconds = parse_seconds_per_step(args.seconds_per_step)
+    grid = grid_for(load_config(args.config))
+    print(format_plan(plan_summary(grid, seconds), seconds))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sinkrepro", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="print what a config will cost: jobs, generations, steps, GPU-hours")
+    plan.add_argument("config", help="a workflow config, e.g. config/paper.yaml")
+    plan.add_argument("--seconds-per-step", action="append", default=[], metavar="[MODEL=]SECONDS",
+                      help="measured seconds per denoising step (one image), for GPU-hour estimates; repeatable")
+    plan.set_defaults(func=cmd_plan)
+    try:
+        from sinkrepro import explore
+    except ImportError:  # the exploration commands need the attention runtime
+        explore = None
+    if explore is not None:
+        explore.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
