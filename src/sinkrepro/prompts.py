@@ -41,6 +41,9 @@ def fetch_pinned(url: str, sha256: str, where: str, cache_dir: Path | None = Non
     if got != sha256:
         raise ValueError(f"{where}.sha256: {url} has sha256 {got}, expected {sha256}; the file changed upstream "
                          f"or the pin is wrong")
+    if cached:
+        with atomic_path(cached) as tmp:
+            tmp.write_bytes(data)
     return data
 
 
