@@ -197,7 +197,7 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
         experiments[name] = {
             "name": name, "model": model_name, "family": model_cfg["family"],
             "standin": model_cfg["source"] == "standin", "prompt_set": exp["prompts"],
-            "n_prompts": len(prompt_ids), "seeds": seeds, "tables": list(exp.get("tables", [])),
+            "n_prompts": len(prompt_ids), "prompt_ids": prompt_ids, "seeds": seeds, "tables": list(exp.get("tables", [])),
             "metrics": list(exp["metrics"]), "baseline": baseline, "conditions": resolved,
             "contrasts": contrasts, "fid_pairs": fid_pairs, "description": exp.get("description", ""),
         }

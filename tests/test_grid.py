@@ -1,0 +1,134 @@
+"""The job grid: canonical conditions, shared work, shard membership, seeds, config errors."""
+import copy
+
+import pytest
+import yaml
+
+from sinkrepro.attention.spec import InterventionSpec, spec_from_config
+from sinkrepro.config import validate_config
+from sinkrepro.grid import build_grid, condition_id, generator_seed
+from sinkrepro.plan import plan_summary
+
+PROMPTS = {"p": [{"prompt_id": f"p{i}", "prompt_index": i, "prompt": f"prompt {i}", "category": "colors"}
+                 for i in range(10)]}
+
+
+def base_config():
+    return yaml.safe_load("""
+shard_size: 4
+models:
+  m: {family: sd3, source: standin, heads: 4, n_keys: 125,
+      sampler: {steps: 4, guidance: 7.0, height: 64, width: 64}}
+prompt_sets:
+  p: {source: local, path: unused.tsv}
+scorers: {clip_t: {}, lpips: {}, fid: {}}
+experiments:
+  a:
+    model: m
+    prompts: p
+    seeds: [0, 1]
+    layers: [1]
+    k: [1, 5]
+    conditions: {sink: {preset: dsp}, random: {preset: dsp_random}}
+    contrasts: [[sink, random]]
+    metrics: [clip_t, lpips, fid]
+  b:
+    model: m
+    prompts: p
+    n_prompts: 6
+    seeds: [0]
+    layers: [1]
+    k: [1]
+    conditions: {sink: {preset: dsp}}
+    metrics: [clip_t]
+""")
+
+
+def grid(config):
+    return build_grid(validate_config(config), PROMPTS)
+
+
+def test_identical_work_is_one_condition():
+    g = grid(base_config())
+    assert set(c for _, c in g.conditions) == {"base", "dsp-k1-L1", "dsp-k5-L1", "dsp_random-k1-L1",
+                                                "dsp_random-k5-L1"}
+    # b's baseline and k=1 sink are a's: no new shards
+    assert g.experiments["b"]["baseline"] == g.experiments["a"]["baseline"] == "base"
+    assert len(g.shards) == 5 * 2 * 3  # 5 conditions x 2 seeds x ceil(10/4) shards
+
+
+def test_equivalent_specs_share_a_name():
+    eta_one = spec_from_config({"preset": "sa", "eta": 1.0, "layers": [12]}, "x")
+    assert condition_id(eta_one, {}) == "base"
+    lerp0 = spec_from_config({"preset": "sa_value", "value_mode": "lerp", "alpha": 0.0, "layers": [12]}, "x")
+    mean = spec_from_config({"preset": "sa_value", "value_mode": "mean", "layers": [12]}, "x")
+    assert condition_id(lerp0, {}) == condition_id(mean, {}) != "base"
+    both0 = spec_from_config({"preset": "sa", "path": "both", "eta": 0.0, "layers": [12]}, "x")
+    assert condition_id(both0, {}) == condition_id(spec_from_config({"preset": "sa", "layers": [12]}, "x"), {})
+    assert condition_id(InterventionSpec(), {"guidance": 6.5}) == "base~cfg6.5"
+
+
+def test_adding_a_k_or_seed_only_adds_shards():
+    before = {s.path: s.prompt_ids for s in grid(base_config()).shards}
+    more = base_config()
+    more["experiments"]["a"]["k"] = [1, 5, 10]
+    more["experiments"]["a"]["seeds"] = [0, 1, 2]
+    after = {s.path: s.prompt_ids for s in grid(more).shards}
+    assert all(after[p] == ids for p, ids in before.items())
+    new = set(after) - set(before)
+    assert new and all("k10" in p or "seed2" in p for p in new)
+
+
+def test_contrasts_pair_each_k():
+    exp = grid(base_config()).experiments["a"]
+    assert [(c["condition"], c["control"]) for c in exp["contrasts"]] == [
+        ("dsp-k1-L1", "dsp_random-k1-L1"), ("dsp-k5-L1", "dsp_random-k5-L1")]
+    assert len(exp["fid_pairs"]) == 4 * 2
+
+
+def test_k_budget_error_names_the_field():
+    cfg = base_config()
+    cfg["experiments"]["a"]["conditions"]["sink"] = {"preset": "cf"}
+    cfg["experiments"]["a"]["k"] = [1, 50]
+    with pytest.raises(ValueError, match=r"config.experiments.a.conditions.sink: k=50 asks for 200 keys"):
+        grid(cfg)
+
+
+def test_unknown_fields_and_presets_are_named():
+    cfg = base_config()
+    cfg["experiments"]["a"]["conditions"]["sink"] = {"preset": "dsp", "lyaers": [2]}
+    with pytest.raises(ValueError, match=r"config.experiments.a.conditions.sink.lyaers"):
+        grid(cfg)
+    cfg["experiments"]["a"]["conditions"]["sink"] = {"preset": "nope"}
+    with pytest.raises(ValueError, match=r"conditions.sink.preset: unknown preset 'nope'"):
+        grid(cfg)
+    cfg = base_config()
+    cfg["experiments"]["a"]["model"] = "missing"
+    with pytest.raises(ValueError, match=r"config.experiments.a.model: 'missing'"):
+        validate_config(cfg)
+
+
+def test_schema_fills_defaults_and_rejects_bad_values():
+    cfg = validate_config(base_config())
+    assert cfg["seed_scheme"] == "hash" and cfg["experiments"]["a"]["measure"] is False
+    bad = base_config()
+    bad["models"]["m"]["sampler"]["height"] = 65
+    with pytest.raises(Exception, match="65"):
+        validate_config(bad)
+
+
+def test_generator_seed_is_a_pure_function_of_seed_and_prompt():
+    assert generator_seed(42, "geneval-007", 7, "offset") == 49  # the authors' base + i
+    a = generator_seed(0, "geneval-007", 7, "hash")
+    assert a == generator_seed(0, "geneval-007", 99, "hash")  # independent of the set's order
+    assert len({generator_seed(s, f"p{i}", i, "hash") for s in range(5) for i in range(500)}) == 2500
+
+
+def test_plan_counts_match_the_grid():
+    cfg = base_config()
+    summary = plan_summary(grid(cfg), {"m": 2.0})
+    assert summary["generations"] == 5 * 2 * 10
+    assert summary["steps"]["m"] == 5 * 2 * 10 * 4
+    assert summary["gpu_hours"]["m"] == pytest.approx(400 * 2.0 / 3600)
+    # score jobs: clip_t on 5 conditions x 2 seeds x 3 shards; lpips on the 4 edited ones
+    assert summary["score_jobs"] == 30 + 24
