@@ -1,4 +1,4 @@
-"""Small synthetic inputs that follow docs/contracts.md, for the figure tests."""
+"""Small synthetic inputs that follow docs/contracts.md, shared by the figure tests (no tests here)."""
 from __future__ import annotations
 
 import json
