@@ -164,7 +164,9 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
                 cond.prompts.setdefault(seed, set()).update(prompt_ids)
             return cid
 
-        baseline = use(InterventionSpec(), exp.get("sampler", {}), seeds)
+        # seed_pairs compare the baseline across seeds, so only the baseline needs the extra seeds
+        pair_seeds = sorted({s for pair in exp.get("seed_pairs", []) for s in pair} - set(seeds))
+        baseline = use(InterventionSpec(), exp.get("sampler", {}), seeds + pair_seeds)
         resolved, by_label = [], {}
         for label, spec, sampler_over, k in _expand_conditions(name, exp, model_cfg):
             where = f"config.experiments.{name}.conditions.{label}"

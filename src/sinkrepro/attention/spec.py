@@ -27,6 +27,7 @@ class InterventionSpec:
     #                                  value: edit their values; both: score edit then value edit
     rows: Rows = "image"             # which query rows see the edit
     pool: Pool = "all"               # which keys may be chosen
+    only: Pool = "all"               # after choosing, edit only the chosen keys of this type (E3)
     k: int = 1
     layers: tuple[int, ...] = ()     # indices into the model's ordered list of patchable modules
     modules: tuple[str, ...] = ("attn",)  # SD3: attn (joint); SDXL: attn1 (self) / attn2 (cross)
@@ -108,6 +109,8 @@ PRESETS: dict[str, dict] = {
     # SA (Tables 4/10-13): fixed CLIP BOS, probability scaling on every row and head.
     "sa": dict(select="index", index_base="text", indices=(0,), path="prob_scale", rows="all", eta=0.0),
     "sa_value": dict(select="index", index_base="text", indices=(0,), path="value", rows="all"),
+    # The custom path with nothing to edit (k=0): Table 17's no-op check, run for real.
+    "empty": dict(select="top", scope="per_head", path="score", rows="all", k=0),
     # The key the authors' RDS/CH1 logged as "index 0": image patch (0, 0), not the BOS.
     "image_patch0": dict(select="index", index_base="image", indices=(0,), path="score", rows="all"),
 }
