@@ -132,3 +132,26 @@ def test_plan_counts_match_the_grid():
     assert summary["gpu_hours"]["m"] == pytest.approx(400 * 2.0 / 3600)
     # score jobs: clip_t on 5 conditions x 2 seeds x 3 shards; lpips on the 4 edited ones
     assert summary["score_jobs"] == 30 + 24
+
+
+def test_gpu_claims_are_exclusive(tmp_path):
+    from sinkrepro.models import load
+
+    first = load.claim_gpu(2, tmp_path)
+    # a second process's claim: open the lock files afresh (flock is per open file description)
+    import fcntl
+
+    taken = []
+    for i in range(2):
+        handle = open(tmp_path / f"gpu{i}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            taken.append(i)
+        finally:
+            handle.close()
+    assert taken == [first]
+    second = load.claim_gpu(2, tmp_path)
+    assert second != first
+    with pytest.raises(RuntimeError, match="all 2 GPUs are claimed"):
+        load.claim_gpu(2, tmp_path)

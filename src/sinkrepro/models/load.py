@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from sinkrepro.io import atomic_dir, write_text
@@ -36,12 +37,42 @@ def load_pipeline(model_dir: str | Path, family: str, dtype: str = "float32", de
     return pipe.to(device)
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
+_HELD_LOCKS = []  # open lock files: a GPU stays claimed for the life of the job's process
+
+
+def claim_gpu(count: int, lock_dir: Path) -> int:
+    """Take an exclusive lock on one of `count` GPUs, so parallel local jobs never share one."""
+    import fcntl
+
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        handle = open(lock_dir / f"gpu{index}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _HELD_LOCKS.append(handle)
+        return index
+    raise RuntimeError(f"all {count} GPUs are claimed by other jobs; set resources.gpu in the profile to at "
+                       f"most the number of GPUs")
+
+
+def resolve_device(device: str, lock_dir: Path = Path(tempfile.gettempdir()) / "sinkrepro-gpus") -> str:
+    """`auto`: a GPU when there is one, else the CPU. With several visible GPUs (and no scheduler
+    that set CUDA_VISIBLE_DEVICES), each job claims a free one."""
+    if device == "cpu":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        if device == "cuda":
+            raise RuntimeError("device: cuda was asked for but no GPU is visible; use device: auto or cpu")
+        return "cpu"
+    count = torch.cuda.device_count()
+    if count > 1 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        return f"cuda:{claim_gpu(count, lock_dir)}"
+    return "cuda"
 
 
 def fetch_hub_model(repo: str, revision: str, out_dir: str | Path, variant: str | None = None) -> Path:
