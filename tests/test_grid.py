@@ -155,3 +155,16 @@ def test_gpu_claims_are_exclusive(tmp_path):
     assert second != first
     with pytest.raises(RuntimeError, match="all 2 GPUs are claimed"):
         load.claim_gpu(2, tmp_path)
+
+
+def test_pairwise_references_cover_each_shard():
+    cfg = base_config()
+    cfg["experiments"]["b"]["metrics"] = ["clip_t", "lpips"]
+    cfg["experiments"]["b"]["conditions"] = {"other": {"preset": "rds"}}
+    g = grid(cfg)
+    for shard in g.shards:
+        if shard.condition == "base":
+            continue
+        reference, paths = g.reference_shards(shard)
+        covered = {p for path in paths for s in g.shards if s.path == path for p in s.prompt_ids}
+        assert reference == "base" and set(shard.prompt_ids) <= covered

@@ -62,6 +62,7 @@ class Condition:
     sampler: dict                      # the full sampler (model defaults + overrides)
     sampler_overrides: dict
     measure: bool = False
+    references: set = field(default_factory=set)  # baselines that pairwise metrics compare it to
     seeds: set = field(default_factory=set)
     prompts: dict = field(default_factory=dict)   # seed -> set of prompt ids
 
@@ -95,6 +96,16 @@ class Grid:
 
     def shards_of(self, model: str, condition: str, seed: int) -> list:
         return [s for s in self.shards if (s.model, s.condition, s.seed) == (model, condition, seed)]
+
+    def reference_shards(self, shard: Shard) -> tuple[str, list[str]]:
+        """The baseline of a condition for pairwise metrics, and its shards holding `shard`'s prompts."""
+        refs = self.conditions[(shard.model, shard.condition)].references
+        if len(refs) != 1:
+            raise ValueError(f"{shard.model}/{shard.condition}: pairwise metrics need one baseline, found {sorted(refs)}")
+        (reference,) = refs
+        wanted = set(shard.prompt_ids)
+        paths = [s.path for s in self.shards_of(shard.model, reference, shard.seed) if wanted & set(s.prompt_ids)]
+        return reference, paths
 
     def __post_init__(self):
         self._index = {(s.model, s.condition, s.seed, s.index): s for s in self.shards}
@@ -173,6 +184,8 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
             _check_budget(where, spec, model_name, model_cfg, model_cfg.get("n_keys"))
             overrides = {**exp.get("sampler", {}), **sampler_over}
             cid = use(spec, overrides, seeds)
+            if set(exp["metrics"]) & set(PAIRWISE_METRICS):
+                conditions[(model_name, cid)].references.add(baseline)
             preset, _ = preset_name(spec) if not spec.is_noop else ("base", {})
             item = {"condition": cid, "label": label, "preset": preset, "k": k,
                     "layers": list(spec.layers), "sampler": overrides, "spec": spec.canonical().to_dict()}
@@ -188,6 +201,11 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
                 if k in by_label[control]:
                     contrasts.append({"condition": cid, "control": by_label[control][k], "k": k,
                                       "label": f"{treat}-{control}"})
+        for (model, cid), cond in conditions.items():
+            if len(cond.references) > 1:
+                raise ValueError(f"config.experiments.{name}: condition {cid} of {model} would be compared to "
+                                 f"baselines {sorted(cond.references)} by pairwise metrics; give the experiments "
+                                 f"the same sampler or drop lpips from one")
         fid_pairs = []
         if "fid" in exp["metrics"]:
             for item in resolved:

@@ -83,3 +83,31 @@ def dynamics_files(name):
 
 def all_tables():
     return sorted({t for exp in EXPERIMENTS.values() for t in exp["tables"]})
+
+
+def scorer_config(wildcards):
+    return {"metric": wildcards.scorer, **config["scorers"].get(wildcards.scorer, {})}
+
+
+def score_inputs(wildcards):
+    inputs = {"shard": f"results/images/{wildcards.model}/{wildcards.condition}/seed{wildcards.seed}/{wildcards.shard}",
+              "scorer": f"resources/scorers/{wildcards.metric}"}
+    if wildcards.metric in PAIRWISE_METRICS:
+        shard = GRID.shard(wildcards.model, wildcards.condition, int(wildcards.seed), int(wildcards.shard[5:]))
+        inputs["references"] = GRID.reference_shards(shard)[1]
+    return inputs
+
+
+def score_params(wildcards):
+    cfg = config["scorers"][wildcards.metric]
+    return {"metric": wildcards.metric, "batch_size": cfg["batch_size"], "tolerance": cfg["tolerance"]}
+
+
+def fid_inputs(wildcards):
+    return {"shards": shard_dirs(wildcards.model, wildcards.condition, wildcards.seed),
+            "references": shard_dirs(wildcards.model, wildcards.reference, wildcards.reference_seed),
+            "scorer": "resources/scorers/fid"}
+
+
+def fid_params(wildcards):
+    return {"batch_size": config["scorers"]["fid"]["batch_size"]}
