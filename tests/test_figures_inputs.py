@@ -103,3 +103,34 @@ def fid_stats_rows(standin=True) -> pd.DataFrame:
     frame["experiment"], frame["model"], frame["standin"] = "fid_calibration", "tiny-sd3", standin
     frame["ci_low"], frame["ci_high"], frame["n"] = np.nan, np.nan, 12
     return frame
+
+
+def image_shards(root: Path, conditions=("base", "cf-k1-L1", "cf_random-k1-L1"), n_prompts=8, seeds=(0, 1),
+                 size=32, standin=True, rng=0) -> tuple[list[Path], pd.DataFrame]:
+    """PNG shards with manifests, and score rows (clip_t for all, lpips vs base for the others)."""
+    rng = np.random.default_rng(rng)
+    prompts = geneval_prompts(n_prompts)
+    shards, scores = [], []
+    for cond in conditions:
+        for seed in seeds:
+            shard = root / "tiny-sd3" / cond / f"seed{seed}" / "shard000"
+            shard.mkdir(parents=True)
+            manifest = []
+            for i, p in enumerate(prompts.itertuples()):
+                name = f"{i:05d}.png"
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(shard / name)
+                manifest.append(dict(prompt_id=p.prompt_id, prompt_index=i, prompt=p.prompt,
+                                     category=p.category, seed=seed, generator_seed=seed * 1000 + i,
+                                     file=name, sha256="0" * 64, model="tiny-sd3", condition=cond,
+                                     config_hash="x", standin=standin, height=size, width=size,
+                                     steps=2, guidance=7.0))
+                common = dict(model="tiny-sd3", condition=cond, seed=seed, prompt_id=p.prompt_id,
+                              category=p.category, file=name, standin=standin)
+                scores.append(dict(common, metric="clip_t", value=rng.uniform(0.2, 0.35),
+                                   reference_condition=None))
+                if cond != "base":
+                    scores.append(dict(common, metric="lpips", value=rng.uniform(0, 0.6),
+                                       reference_condition="base"))
+            (shard / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
+            shards.append(shard)
+    return shards, pd.DataFrame(scores)
