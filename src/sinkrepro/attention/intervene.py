@@ -1,0 +1,46 @@
+"""One attention call under an InterventionSpec: detect, select, edit (pure tensor code)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+from sinkrepro.attention.kernels import KeyEdit, SinkStats, edit_attention, incoming_mass
+from sinkrepro.attention.select import needs_mass, select_keys
+from sinkrepro.attention.spec import InterventionSpec
+from sinkrepro.attention.tokens import KeyLayout
+
+
+def key_edit(spec: InterventionSpec) -> KeyEdit:
+    return KeyEdit(path=spec.path, mask_bias=spec.mask_bias, eta=spec.eta, value_mode=spec.value_mode,
+                   alpha=spec.alpha)
+
+
+@dataclass
+class Intervention:
+    out: torch.Tensor                 # [B, H, Nq, d] edited attention output
+    keys: torch.Tensor                # [B, H, n] edited keys
+    edited_mass: torch.Tensor         # [B, H] mass left on the edited keys (image-query mean)
+    stats: Optional[SinkStats]        # incoming mass before the edit (when computed)
+
+
+def intervene(q, k, v, spec: InterventionSpec, layout: KeyLayout, *, bias=None, scale=None,
+              generators: Optional[Sequence[torch.Generator]] = None, noise=None,
+              row_stats: bool = False) -> Intervention:
+    """Run `spec` on one attention call. q [B, H, Nq, d], k/v [B, H, Nk, d]; `layout` describes keys.
+
+    `generators` (one CPU generator per batch row) drive random selections; `noise` [B, H, n, d]
+    (or a function of n returning it) is the replacement for value_mode="noise".
+    """
+    n_rows = layout.n_image_rows
+    stats = None
+    if row_stats or needs_mass(spec):
+        stats = incoming_mass(q, k, bias, scale, n_rows, row_stats=row_stats)
+    keys = select_keys(spec, layout, q.shape[1], k.shape[-2], stats.mass if stats else None, generators)
+    if callable(noise):
+        noise = noise(keys.shape[-1])
+    out, left = edit_attention(q, k, v, keys, key_edit(spec), bias=bias, scale=scale,
+                               n_rows=n_rows if spec.rows == "image" else q.shape[-2], n_stat_rows=n_rows,
+                               noise=noise)
+    return Intervention(out, keys, left, stats)

@@ -1,0 +1,244 @@
+"""Attention maths for sink detection and key edits, without the [B, H, Nq, Nk] tensor.
+
+Shapes: q [B, H, Nq, d], k and v [B, H, Nk, d]. `bias` is an additive float mask that broadcasts
+to [B, H, Nq, Nk] (a boolean SDPA mask is converted by `as_bias`). The first `n_rows` query rows
+are the ones a statistic or an edit applies to (image queries come first in diffusers' joint order).
+
+Two facts keep this fast:
+- the fused kernels return each row's log-sum-exp (lse) beside the stock output O, so the
+  probability of any key is exp(s*q_i.k_j + bias_ij - lse_i) without a softmax pass;
+- editing a small key set S is a rank-|S| correction of O. With w_i = sum_{j in S} P_ij and
+  u_i = sum_{j in S} P_ij V_j, scaling the logits of S by factor f = exp(bias) gives
+  O'_i = (O_i - (1 - f) u_i) / (1 - (1 - f) w_i). Rows where S holds more than CORRECTION_MAX_MASS
+  of the probability are recomputed exactly from a key-masked attention call instead.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+# Budget for one chunk of fp32 [B, H, rows, Nk] scores (two buffers live at once).
+DEFAULT_CHUNK_BYTES = 64 << 20
+# Above this edited mass a row's correction divides by < 0.5: recompute it exactly instead.
+CORRECTION_MAX_MASS = 0.5
+
+
+def as_bias(attn_mask: Optional[torch.Tensor], dtype: torch.dtype = torch.float32) -> Optional[torch.Tensor]:
+    """An SDPA mask as an additive 4-D float bias (True = attend, as SDPA reads boolean masks)."""
+    if attn_mask is None:
+        return None
+    if attn_mask.dtype == torch.bool:
+        attn_mask = torch.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device).masked_fill_(
+            ~attn_mask, float("-inf"))
+    while attn_mask.dim() < 4:
+        attn_mask = attn_mask.unsqueeze(0)
+    return attn_mask.to(dtype)
+
+
+def _bias_rows(bias: Optional[torch.Tensor], start: int, stop: int) -> Optional[torch.Tensor]:
+    if bias is None or bias.shape[-2] == 1:
+        return bias
+    return bias[..., start:stop, :]
+
+
+def chunk_rows(batch_heads: int, n_keys: int, budget_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """Query rows per chunk so that two fp32 [B*H, rows, Nk] buffers fit the budget."""
+    return max(1, budget_bytes // (8 * batch_heads * n_keys))
+
+
+def attention_with_lse(q, k, v, bias=None, scale=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention output [B, H, Nq, d] and per-row log-sum-exp [B, H, Nq] (fp32) from a fused kernel."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if bias is not None:
+        bias = bias.to(q.dtype)
+    if q.device.type == "cpu":
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, False, attn_mask=bias, scale=scale)
+        return out, lse.float()
+    if q.device.type == "cuda":
+        try:
+            out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(
+                q, k, v, bias, True, 0.0, False, scale=scale)[:2]
+            return out, lse[..., : q.shape[-2]].float()
+        except RuntimeError:  # shapes or dtypes the kernel rejects: fall through to the exact path
+            pass
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    return out, row_lse(q, k, bias, scale)
+
+
+def row_lse(q, k, bias=None, scale=None, budget_bytes: int = DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+    """Per-row log-sum-exp [B, H, Nq] in fp32, chunked over query rows."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    B, H, Nq, _ = q.shape
+    kt = k.float().transpose(-1, -2)  # [B, H, d, Nk]
+    step = chunk_rows(B * H, k.shape[-2], budget_bytes)
+    parts = []
+    for start in range(0, Nq, step):
+        logits = torch.matmul(q[:, :, start:start + step].float(), kt).mul_(scale)  # [B, H, c, Nk]
+        b = _bias_rows(bias, start, start + step)
+        if b is not None:
+            logits += b
+        parts.append(torch.logsumexp(logits, dim=-1))
+    return torch.cat(parts, dim=-1)
+
+
+@dataclass
+class SinkStats:
+    mass: torch.Tensor                       # [B, H, Nk] mean probability over the first n_rows rows
+    entropy: Optional[torch.Tensor] = None   # [B, H] mean row entropy (nats)
+    top5: Optional[torch.Tensor] = None      # [B, H] mean over rows of the row's top-5 probability sum
+
+
+def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, row_stats: bool = False,
+                  budget_bytes: int = DEFAULT_CHUNK_BYTES) -> SinkStats:
+    """Incoming mass m[b,h,j] = mean_{i < n_rows} softmax(s*q_i.k_j + bias_ij), exact in fp32.
+
+    Chunks over query rows with each chunk's own log-sum-exp, so the full probability tensor never
+    exists. `row_stats` adds the mean row entropy and top-5 concentration of the same rows.
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    B, H, Nq, _ = q.shape
+    Nk = k.shape[-2]
+    n_rows = Nq if n_rows is None else n_rows
+    kt = k.float().transpose(-1, -2)  # [B, H, d, Nk]
+    mass = torch.zeros(B, H, Nk, dtype=torch.float32, device=q.device)
+    entropy = torch.zeros(B, H, dtype=torch.float32, device=q.device) if row_stats else None
+    top5 = torch.zeros_like(entropy) if row_stats else None
+    step = chunk_rows(B * H, Nk, budget_bytes)
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        probs = torch.matmul(q[:, :, start:stop].float(), kt).mul_(scale)  # [B, H, c, Nk] logits
+        b = _bias_rows(bias, start, stop)
+        if b is not None:
+            probs += b
+        probs.sub_(torch.logsumexp(probs, dim=-1, keepdim=True)).exp_()  # now probabilities
+        mass += probs.sum(dim=-2)
+        if row_stats:
+            entropy -= torch.special.xlogy(probs, probs).sum(dim=(-1, -2))
+            top5 += probs.topk(min(5, Nk), dim=-1).values.sum(dim=(-1, -2))
+    mass /= n_rows
+    if row_stats:
+        entropy /= n_rows
+        top5 /= n_rows
+    return SinkStats(mass, entropy, top5)
+
+
+@dataclass(frozen=True)
+class KeyEdit:
+    """What happens to the selected keys (see InterventionSpec for the meaning of each field)."""
+    path: str = "score"            # score | prob_scale | value | both (= prob_scale, then value)
+    mask_bias: Optional[float] = None
+    eta: float = 0.0
+    value_mode: str = "zero"       # zero | mean | noise | lerp
+    alpha: float = 0.0
+
+    @property
+    def logit_factor(self) -> float:
+        """exp(mask_bias): the factor a score edit puts on the selected keys' unnormalised weights."""
+        return 0.0 if self.mask_bias is None else math.exp(self.mask_bias)
+
+
+def edited_values(v, keys, edit: KeyEdit, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Replacement values [B, H, n, d] (fp32) for the selected keys."""
+    v_sel = _gather_keys(v, keys).float()
+    if edit.value_mode == "zero":
+        return torch.zeros_like(v_sel)
+    mean = v.float().mean(dim=-2, keepdim=True).expand_as(v_sel)  # token mean per (b, h)
+    if edit.value_mode == "mean":
+        return mean.clone()
+    if edit.value_mode == "lerp":
+        return edit.alpha * v_sel + (1.0 - edit.alpha) * mean
+    if edit.value_mode == "noise":
+        if noise is None or noise.shape != v_sel.shape:
+            raise ValueError(f"value_mode=noise needs a noise tensor of shape {tuple(v_sel.shape)}")
+        return noise.to(v_sel)
+    raise ValueError(f"value_mode: {edit.value_mode!r} is not one of zero, mean, noise, lerp")
+
+
+def _gather_keys(x, keys):
+    """x [B, H, Nk, d], keys [B, H, n] -> [B, H, n, d]."""
+    return torch.gather(x, 2, keys.unsqueeze(-1).expand(*keys.shape, x.shape[-1]))
+
+
+def _key_mask(keys, n_keys: int, dtype, device) -> torch.Tensor:
+    """Additive [B, H, 1, Nk] mask with -inf on the selected keys."""
+    mask = torch.zeros(*keys.shape[:2], 1, n_keys, dtype=dtype, device=device)
+    return mask.scatter_(-1, keys.unsqueeze(2), float("-inf"))
+
+
+def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_rows: Optional[int] = None,
+                   n_stat_rows: Optional[int] = None, noise=None, out=None, lse=None,
+                   budget_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention with the keys `keys` [B, H, n] edited for the first `n_rows` query rows.
+
+    Returns the edited output [B, H, Nq, d] (q's dtype) and the mass left on the edited keys
+    [B, H], averaged over the first `n_stat_rows` rows (exact: no floors). `out`/`lse` may pass a
+    stock output and its log-sum-exp computed earlier.
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    B, H, Nq, _ = q.shape
+    n_rows = Nq if n_rows is None else n_rows
+    n_stat_rows = n_rows if n_stat_rows is None else min(n_stat_rows, n_rows)
+    if out is None or lse is None:
+        out, lse = attention_with_lse(q, k, v, bias, scale)
+    out = out.clone()
+    n = keys.shape[-1]
+    left = torch.zeros(B, H, dtype=torch.float32, device=q.device)
+    if n == 0:
+        return out, left
+    f = edit.logit_factor
+    score_edit = edit.path in ("score", "prob_scale", "both")
+    value_edit = edit.path in ("value", "both")
+    k_sel = _gather_keys(k, keys).float().transpose(-1, -2)  # [B, H, d, n]
+    v_sel = _gather_keys(v, keys).float()                     # [B, H, n, d]
+    dv = edited_values(v, keys, edit, noise) - v_sel if value_edit else None
+    exact = None  # key-masked output and lse, computed once if some row needs it
+    scaled = edit.path in ("prob_scale", "both")  # "both": the eta scaling, then the value edit
+    step = chunk_rows(B * H, n + 4 * q.shape[-1], budget_bytes)
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        logits = torch.matmul(q[:, :, start:stop].float(), k_sel).mul_(scale)  # [B, H, c, n]
+        b = _bias_rows(bias, start, stop)
+        if b is not None:
+            logits += torch.gather(b.expand(B, H, b.shape[-2], b.shape[-1]), -1,
+                                   keys.unsqueeze(2).expand(B, H, b.shape[-2], n))
+        p_sel = (logits - lse[:, :, start:stop, None]).exp_()  # [B, H, c, n] stock P on the keys
+        w = p_sel.sum(-1, keepdim=True)                         # [B, H, c, 1]
+        u = torch.matmul(p_sel, v_sel)                          # [B, H, c, d]
+        o = out[:, :, start:stop].float()
+        if score_edit:
+            if scaled:
+                scale_sel = torch.full_like(w, edit.eta)        # P'_S = eta * P_S; the rest share 1 - eta*w
+                new = edit.eta * u + (1 - edit.eta * w) / (1 - w) * (o - u)
+            else:
+                denom = 1 - (1 - f) * w
+                scale_sel = f / denom
+                new = (o - (1 - f) * u) / denom
+            risky = (w > CORRECTION_MAX_MASS).squeeze(-1)       # [B, H, c]
+            if bool(risky.any()):
+                if exact is None:
+                    mask = _key_mask(keys, k.shape[-2], torch.float32, q.device)
+                    exact = attention_with_lse(q, k, v, mask if bias is None else bias + mask, scale)
+                o_m = exact[0][:, :, start:stop].float()
+                rest = (exact[1][:, :, start:stop, None] - lse[:, :, start:stop, None]).exp()  # 1 - w, exactly
+                if scaled:
+                    safe = edit.eta * u + (1 - edit.eta * w) * o_m
+                    safe_scale = scale_sel
+                else:
+                    safe = (f * u + rest * o_m) / (f * w + rest)
+                    safe_scale = f / (f * w + rest)
+                new = torch.where(risky.unsqueeze(-1), safe, new)
+                scale_sel = torch.where(risky.unsqueeze(-1), safe_scale, scale_sel)
+            p_new = p_sel * scale_sel                           # [B, H, c, n] edited P on the keys
+        else:
+            new, p_new = o, p_sel
+        if value_edit:
+            new = new + torch.matmul(p_new, dv)
+        out[:, :, start:stop] = new.to(out.dtype)
+        if start < n_stat_rows:
+            left += p_new[:, :, : n_stat_rows - start].sum(dim=(-1, -2))
+    return out, left / n_stat_rows

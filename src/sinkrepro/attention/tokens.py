@@ -1,0 +1,66 @@
+"""Which kind of token each key is: image patch, CLIP, T5 or padding, and where a patch sits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+REGIONS = ("image", "clip", "t5", "text")  # region codes 0..3; "text" = text of unknown encoder
+IMAGE, CLIP, T5, TEXT = range(4)
+
+
+@dataclass
+class KeyLayout:
+    """Key order and token types of one attention call.
+
+    region [B, Nk] (codes into REGIONS) and is_pad [B, Nk] describe every key; `n_image` keys and
+    `n_image_rows` query rows are image tokens and come first; `grid_width` is the patch grid's
+    width (row-major order), 0 when unknown.
+    """
+    region: torch.Tensor
+    is_pad: torch.Tensor
+    n_image: int
+    n_image_rows: int
+    grid_width: int = 0
+    bos_index: int = -1  # key index of the CLIP BOS, -1 when the keys hold no CLIP tokens
+
+    def type_names(self, keys: torch.Tensor, batch_rows: torch.Tensor) -> list[str]:
+        """Token type ("image" | "clip" | "t5" | "text" | "pad") of keys[i] in batch row batch_rows[i]."""
+        region = self.region[batch_rows, keys].tolist()
+        pad = self.is_pad[batch_rows, keys].tolist()
+        return ["pad" if p else REGIONS[r] for r, p in zip(region, pad)]
+
+    def position(self, key: int) -> tuple[int, int]:
+        """(row, col) of an image key in the patch grid; (-1, -1) for text or an unknown grid."""
+        if key >= self.n_image or self.grid_width <= 0:
+            return -1, -1
+        return key // self.grid_width, key % self.grid_width
+
+
+def text_regions(n_text: int, clip_len: int) -> list[int]:
+    """Regions of a text-key block: `clip_len` CLIP keys then T5 keys (all CLIP when n_text <= clip_len)."""
+    return [CLIP] * min(n_text, clip_len) + [T5] * max(0, n_text - clip_len)
+
+
+def build_layout(batch: int, n_image: int, n_text: int, n_image_rows: int, *, clip_len: int = 77,
+                 clip_lengths: Optional[Sequence[int]] = None, t5_lengths: Optional[Sequence[int]] = None,
+                 grid_width: int = 0, device=None) -> KeyLayout:
+    """Layout of keys [image (n_image), CLIP (clip_len), T5 (rest)].
+
+    `clip_lengths` / `t5_lengths` give each batch row's real token count (BOS/EOS included);
+    positions past it are padding. None: padding unknown, no key counts as padding.
+    """
+    regions = [IMAGE] * n_image + text_regions(n_text, clip_len)
+    region = torch.tensor(regions, dtype=torch.long).expand(batch, -1).clone()
+    is_pad = torch.zeros(batch, n_image + n_text, dtype=torch.bool)
+    n_clip = min(n_text, clip_len)
+    for lengths, start, count in ((clip_lengths, n_image, n_clip), (t5_lengths, n_image + n_clip, n_text - n_clip)):
+        if lengths is None or count <= 0:
+            continue
+        if len(lengths) != batch:
+            raise ValueError(f"token lengths: got {len(lengths)} for a batch of {batch}")
+        pos = torch.arange(count)
+        is_pad[:, start:start + count] = pos[None, :] >= torch.tensor(list(lengths))[:, None]
+    bos = n_image if n_clip > 0 else -1
+    return KeyLayout(region.to(device), is_pad.to(device), n_image, n_image_rows, grid_width, bos)

@@ -1,0 +1,212 @@
+"""The fast chunked / rank-|S| attention edits against a naive oracle that materialises everything.
+
+The oracle works in float64: full softmax, edit the probability (or value) tensor, multiply by V.
+"""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from sinkrepro.attention.intervene import intervene
+from sinkrepro.attention.kernels import (CORRECTION_MAX_MASS, KeyEdit, as_bias, edit_attention,
+                                         incoming_mass)
+from sinkrepro.attention.seeding import cpu_generator
+from sinkrepro.attention.spec import PRESETS, InterventionSpec
+from sinkrepro.attention.tokens import build_layout
+
+TOL = 1e-5
+
+
+# ---------------------------------------------------------------- the oracle
+def naive_probs(q, k, bias=None, scale=None):
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    logits = q.double() @ k.double().transpose(-1, -2) * scale  # [B, H, Nq, Nk]
+    if bias is not None:
+        logits = logits + bias.double()
+    return logits, torch.softmax(logits, dim=-1)
+
+
+def naive_mass(q, k, n_rows, bias=None, scale=None):
+    return naive_probs(q, k, bias, scale)[1][:, :, :n_rows].mean(dim=-2)  # [B, H, Nk]
+
+
+def naive_select(spec, mass, allowed):
+    """Top/bottom keys by sorting (not topk); mass [B, H, Nk], allowed [B, Nk]."""
+    B, H, Nk = mass.shape
+    sign = -1.0 if spec.select == "top" else 1.0
+    if spec.scope == "shared":
+        score = (sign * mass.mean(1)).masked_fill(~allowed, float("inf"))
+        n = min(spec.k * H, int(allowed[0].sum()))
+        return torch.argsort(score, dim=-1)[:, None, :n].expand(B, H, n)
+    score = (sign * mass).masked_fill(~allowed[:, None], float("inf"))
+    return torch.argsort(score, dim=-1)[..., : spec.k]
+
+
+def naive_edit(q, k, v, keys, spec, n_rows, n_stat_rows, bias=None, scale=None, noise=None):
+    """Edited output [B, H, Nq, d] and edited mass [B, H], from the materialised probabilities."""
+    logits, probs = naive_probs(q, k, bias, scale)
+    sel = torch.zeros(probs.shape[:2] + probs.shape[-1:], dtype=torch.bool).scatter_(-1, keys, True)[:, :, None]
+    edited = probs
+    if spec.path == "score":
+        shift = float("-inf") if spec.mask_bias is None else spec.mask_bias
+        edited = torch.softmax(logits + torch.where(sel, shift, 0.0), dim=-1)
+    elif spec.path in ("prob_scale", "both"):
+        s = (probs * sel).sum(-1, keepdim=True)
+        edited = torch.where(sel, spec.eta * probs, probs * (1 - spec.eta * s) / (1 - s))
+        edited = edited / edited.sum(-1, keepdim=True)
+    values = v.double()
+    if spec.path in ("value", "both"):
+        mean = values.mean(dim=-2, keepdim=True).expand_as(values)
+        idx = keys[..., None].expand(*keys.shape, v.shape[-1])
+        new = {"zero": torch.zeros_like(values), "mean": mean,
+               "lerp": spec.alpha * values + (1 - spec.alpha) * mean}.get(spec.value_mode)
+        new_sel = noise.double() if spec.value_mode == "noise" else torch.gather(new, 2, idx)
+        values = values.scatter(2, idx, new_sel)
+    out = probs @ v.double()
+    out[:, :, :n_rows] = (edited @ values)[:, :, :n_rows]
+    left = (edited * sel).sum(-1)[:, :, :n_stat_rows].mean(-1)
+    return out, left
+
+
+# ---------------------------------------------------------------- SD3-like small shapes
+def sd3_like(seed=0, B=2, H=3, grid=8, clip=6, t5=9, d=16):
+    g = torch.Generator().manual_seed(seed)
+    n_img = grid * grid
+    nk = n_img + clip + t5
+    q, k, v = (torch.randn(B, H, nk, d, generator=g) for _ in range(3))
+    layout = build_layout(B, n_img, clip + t5, n_img, clip_len=clip, clip_lengths=[3, 4], t5_lengths=[2, 5],
+                          grid_width=grid)
+    return q, k, v, layout
+
+
+def allowed_keys(spec, layout):
+    image = layout.region == 0
+    return {"all": torch.ones_like(image), "image": image, "text": ~image}[spec.pool]
+
+
+def test_incoming_mass_matches_naive_with_small_chunks_and_mask():
+    q, k, v, layout = sd3_like()
+    bias = torch.randn(1, 1, q.shape[2], k.shape[2]) * 0.5
+    for b in (None, bias):
+        got = incoming_mass(q, k, b, 0.3, layout.n_image_rows, row_stats=True, budget_bytes=4096)
+        _, probs = naive_probs(q, k, b, 0.3)
+        p = probs[:, :, : layout.n_image_rows]
+        assert torch.allclose(got.mass.double(), p.mean(-2), atol=TOL)
+        entropy = -(p * p.log()).sum(-1).mean(-1)
+        assert torch.allclose(got.entropy.double(), entropy, atol=TOL)
+        assert torch.allclose(got.top5.double(), p.topk(5, -1).values.sum(-1).mean(-1), atol=TOL)
+
+
+def test_boolean_mask_is_honoured_like_sdpa():
+    q, k, v, _ = sd3_like()
+    mask = torch.rand(q.shape[0], 1, 1, k.shape[2]) > 0.3  # True = attend
+    keys = torch.zeros(q.shape[0], q.shape[1], 1, dtype=torch.long)
+    mask[:, :, :, 0] = True
+    out, _ = edit_attention(q, k, v, keys[..., :0], KeyEdit(), bias=as_bias(mask))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert (out - ref).abs().max() <= 1e-6
+    got = incoming_mass(q, k, as_bias(mask), None, 10).mass
+    assert got[~mask[:, :, 0].expand_as(got)].abs().max() == 0
+
+
+PATHS = [
+    dict(path="score"), dict(path="score", mask_bias=-1e4), dict(path="score", mask_bias=-65000.0),
+    dict(path="score", mask_bias=-1.5), dict(path="prob_scale", eta=0.0), dict(path="prob_scale", eta=0.25),
+    dict(path="value", value_mode="zero"), dict(path="value", value_mode="mean"),
+    dict(path="value", value_mode="lerp", alpha=0.4), dict(path="value", value_mode="noise"),
+    dict(path="both", eta=0.3, value_mode="mean"), dict(path="both", eta=0.0, value_mode="zero"),
+]
+
+
+@pytest.mark.parametrize("rows", ["image", "all"])
+@pytest.mark.parametrize("scope", ["per_head", "shared"])
+@pytest.mark.parametrize("fields", PATHS, ids=lambda f: "-".join(map(str, f.values())))
+def test_every_path_matches_naive_oracle(fields, scope, rows):
+    q, k, v, layout = sd3_like(seed=1)
+    spec = InterventionSpec(select="top", k=2, layers=(0,), scope=scope, rows=rows, **fields)
+    B, H, _, d = q.shape
+    n = 2 if scope == "per_head" else 2 * H
+    noise = torch.randn(B, H, n, d, generator=torch.Generator().manual_seed(5))
+    got = intervene(q, k, v, spec, layout, noise=noise)
+    keys = naive_select(spec, naive_mass(q, k, layout.n_image_rows), allowed_keys(spec, layout))
+    assert torch.equal(got.keys.sort(-1).values, keys.sort(-1).values)
+    n_rows = layout.n_image_rows if rows == "image" else q.shape[2]
+    out, left = naive_edit(q, k, v, got.keys, spec, n_rows, layout.n_image_rows, noise=noise)
+    assert (got.out.double() - out).abs().max() <= TOL
+    assert (got.edited_mass.double() - left).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("name", [p for p in PRESETS if p != "base"])
+def test_every_preset_matches_naive_oracle(name):
+    q, k, v, layout = sd3_like(seed=2)
+    spec = replace(InterventionSpec(**PRESETS[name]), k=2, layers=(0,))
+    gens = [cpu_generator(7 + b) for b in range(q.shape[0])]
+    got = intervene(q, k, v, spec, layout, generators=gens)
+    if spec.select in ("top", "bottom"):
+        keys = naive_select(spec, naive_mass(q, k, layout.n_image_rows), allowed_keys(spec, layout))
+        assert torch.equal(got.keys.sort(-1).values, keys.sort(-1).values)
+    elif spec.select == "index":
+        base = layout.n_image if spec.index_base == "text" else 0
+        assert got.keys.unique().tolist() == [base + i for i in spec.indices]
+    n_rows = layout.n_image_rows if spec.rows == "image" else q.shape[2]
+    out, left = naive_edit(q, k, v, got.keys, spec, n_rows, layout.n_image_rows)
+    assert (got.out.double() - out).abs().max() <= TOL
+    assert (got.edited_mass.double() - left).abs().max() <= TOL
+
+
+def test_sa_targets_the_clip_bos_and_rds_masks_text_rows_too():
+    q, k, v, layout = sd3_like(seed=3)
+    sa = intervene(q, k, v, replace(InterventionSpec(**PRESETS["sa"]), layers=(0,)), layout)
+    assert sa.keys.unique().tolist() == [layout.n_image]  # the BOS sits right after the image keys
+    rds = intervene(q, k, v, replace(InterventionSpec(**PRESETS["rds"]), k=1, layers=(0,)), layout)
+    dsp = intervene(q, k, v, replace(InterventionSpec(**PRESETS["dsp"]), k=1, layers=(0,)), layout)
+    text_rows = slice(layout.n_image_rows, None)
+    stock = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert torch.equal(dsp.out[:, :, text_rows], stock[:, :, text_rows])
+    assert (rds.out[:, :, text_rows] - stock[:, :, text_rows]).abs().max() > 1e-4
+
+
+def test_empty_edit_runs_custom_path_and_matches_stock():
+    q, k, v, layout = sd3_like(seed=4)
+    stock = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    for path in ("score", "prob_scale", "value"):
+        out, left = edit_attention(q, k, v, torch.zeros(2, 3, 0, dtype=torch.long), KeyEdit(path=path))
+        assert (out - stock).abs().max() <= 1e-6
+        assert torch.equal(left, torch.zeros(2, 3))
+
+
+def test_guard_recomputes_rows_where_the_edited_keys_hold_most_mass():
+    q, k, v, layout = sd3_like(seed=5)
+    q[..., 0] += 2.0
+    k[:, :, 70, 0] = 8.0  # one key draws most of the mass of most rows
+    keys = torch.full((2, 3, 1), 70, dtype=torch.long)
+    w = naive_probs(q, k)[1][..., 70]
+    assert 0.1 < (w > CORRECTION_MAX_MASS).float().mean() < 0.9  # both regimes occur
+    for fields in (dict(path="score"), dict(path="score", mask_bias=-2.0), dict(path="prob_scale", eta=0.1)):
+        spec = InterventionSpec(select="index", layers=(0,), rows="all", **fields)
+        edit = KeyEdit(path=spec.path, mask_bias=spec.mask_bias, eta=spec.eta)
+        out, left = edit_attention(q, k, v, keys, edit, n_stat_rows=64)
+        ref, ref_left = naive_edit(q, k, v, keys, spec, q.shape[2], 64)
+        assert (out.double() - ref).abs().max() <= TOL
+        assert (left.double() - ref_left).abs().max() <= TOL
+
+
+def test_hard_mask_leaves_exactly_zero_mass():
+    q, k, v, layout = sd3_like(seed=6)
+    for bias in (None, -1e4):
+        spec = InterventionSpec(select="top", k=1, layers=(0,), mask_bias=bias)
+        got = intervene(q, k, v, spec, layout)
+        assert torch.equal(got.edited_mass, torch.zeros_like(got.edited_mass))  # no epsilon floor
+
+
+def test_shared_scope_uses_k_times_heads_keys_for_every_head():
+    q, k, v, layout = sd3_like(seed=7)
+    got = intervene(q, k, v, InterventionSpec(**{**PRESETS["cf"], "k": 3, "layers": (0,)}), layout)
+    assert got.keys.shape == (2, 3, 9)
+    assert torch.equal(got.keys[:, 0], got.keys[:, 2])
+
+
+def test_k_larger_than_pool_is_a_clear_error():
+    q, k, v, layout = sd3_like()
+    with pytest.raises(ValueError, match="spec.k"):
+        intervene(q, k, v, InterventionSpec(select="top", k=99, pool="text", layers=(0,)), layout)
