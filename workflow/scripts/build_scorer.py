@@ -1,0 +1,16 @@
+"""Adapter: make resources/scorers/{scorer}: a seeded stand-in, or the real weights fetched once."""
+import logging
+import os
+from pathlib import Path
+
+from sinkrepro.scoring import build_standin_scorers, fetch_scorer_weights
+
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+cfg = snakemake.params.scorer  # noqa: F821
+out = Path(snakemake.output[0])  # noqa: F821
+if cfg.get("source", "standin") == "standin":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    build_standin_scorers(out.parent, seed=int(cfg.get("seed", 0)), metrics=[cfg["metric"]])
+else:  # "hub": needs network and HF_TOKEN; fails early otherwise
+    fetch_scorer_weights(cfg["metric"], out)
+logging.info("%s scorer ready (%s): %s", cfg["metric"], cfg.get("source", "standin"), (out / "scorer.json").read_text())

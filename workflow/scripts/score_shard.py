@@ -1,0 +1,23 @@
+"""Adapter: one image shard -> one per-image score parquet (see sinkrepro.scoring.score_shard)."""
+import logging
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+sys.stderr = open(snakemake.log[0], "a")  # noqa: F821
+
+from sinkrepro.models.load import resolve_device  # noqa: E402
+from sinkrepro.scoring import score_shard  # noqa: E402
+
+params = snakemake.params.scorer  # noqa: F821
+references = snakemake.input.get("references")  # noqa: F821
+if references is not None and not isinstance(references, str):
+    if len(references) != 1:
+        raise ValueError(f"a pairwise score job takes one baseline shard, got {list(references)}")
+    references = references[0]
+frame = score_shard(params["metric"], snakemake.input.scorer, snakemake.input.shard, snakemake.output[0],  # noqa: F821
+                    reference_shard_dir=references, device=resolve_device(snakemake.params.device),  # noqa: F821
+                    batch_size=int(params["batch_size"]), tolerance=params.get("tolerance"))
+logging.info("%s: %d rows (%d failed) -> %s", params["metric"], len(frame), int(frame["failed"].sum()),
+             snakemake.output[0])  # noqa: F821
