@@ -8,9 +8,12 @@ from sinkrepro.scoring import build_standin_scorers, fetch_scorer_weights
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 cfg = snakemake.params.scorer  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
-if cfg.get("source", "standin") == "standin":
+source = cfg.get("source", "standin")
+if source == "standin":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     build_standin_scorers(out.parent, seed=int(cfg.get("seed", 0)), metrics=[cfg["metric"]])
-else:  # "hub": needs network and HF_TOKEN; fails early otherwise
+elif source == "hub":  # needs network and HF_TOKEN; fails early otherwise
     fetch_scorer_weights(cfg["metric"], out)
+else:  # "local": the directory is supplied (dvc pull), never made here
+    raise FileNotFoundError(f"{out} is missing: `dvc pull {out}`, or set scorers.{cfg['metric']}.source: hub to fetch it")
 logging.info("%s scorer ready (%s): %s", cfg["metric"], cfg.get("source", "standin"), (out / "scorer.json").read_text())

@@ -5,7 +5,6 @@ from the directory alone, offline. The weights are then DVC-tracked.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -135,7 +134,3 @@ def fetch_scorer_weights(metric: str, out_dir) -> Path:
         FETCHERS[metric](tmp, token)
         shutil.rmtree(tmp / ".cache", ignore_errors=True)  # hf_hub_download's local_dir bookkeeping
     return out_dir
-
-
-def fetched_summary(out_dir) -> dict:
-    return json.loads((Path(out_dir) / "scorer.json").read_text())

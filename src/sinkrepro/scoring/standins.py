@@ -5,7 +5,6 @@ weights. Their numbers exercise the pipeline; they are not scientific results.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -100,7 +99,3 @@ def build_standin_scorers(out_dir, seed: int = 0, metrics=None) -> dict[str, Pat
             BUILDERS[name](tmp, seed)
         out[name] = target
     return out
-
-
-def describe(dirs: dict[str, Path]) -> str:
-    return json.dumps({k: str(v) for k, v in dirs.items()}, indent=2)
