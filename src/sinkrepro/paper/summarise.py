@@ -51,10 +51,12 @@ def paired_deltas(scores: pd.DataFrame, condition: str, baseline: str) -> pd.Dat
 
     Ordinary metrics give value(condition) - value(baseline). Pairwise metrics (LPIPS: the row
     names a reference_condition) already measure the distance to the baseline, so their value
-    is the effect.
+    is the effect. Failed or NaN score rows are dropped (their pair goes with them).
     """
     require_columns(scores, ["metric", "value", "condition", "seed", "prompt_id"], "scores")
     keys = ["metric", "seed", "prompt_id"]
+    failed = scores["failed"].fillna(False).astype(bool) if "failed" in scores else False
+    scores = scores[~failed & scores["value"].notna()]  # failed scorer rows carry value=NaN
     pairwise = scores.get("reference_condition", pd.Series(None, index=scores.index)).notna()
     mine = scores[scores["condition"] == condition]
     direct = mine[pairwise.loc[mine.index]][keys + ["value"]].rename(columns={"value": "delta"})

@@ -1,0 +1,84 @@
+"""The figure entry points and their Snakemake adapters, run on contract files in a temp dir."""
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from test_figures_inputs import dynamics_rows, fid_stats_rows, image_shards, stats_rows
+from sinkrepro.provenance import STANDIN_NOTICE
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+
+
+class Named(SimpleNamespace):
+    """Enough of snakemake's Namedlist for the adapters: attributes plus .get()."""
+
+    def get(self, key, default=None):
+        return getattr(self, key, default)
+
+
+def run_adapter(script: str, tmp: Path, inputs: dict, params: dict, csv: bool = True) -> dict:
+    out = {"png": tmp / "fig.png", "pdf": tmp / "fig.pdf"} | ({"csv": tmp / "fig.csv"} if csv else {})
+    snakemake = SimpleNamespace(input=Named(**inputs), output=Named(**{k: str(v) for k, v in out.items()}),
+                                params=Named(**params), log=[str(tmp / "fig.log")])
+    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})
+    return out
+
+
+@pytest.mark.parametrize("figure", ["curves", "position", "attribution"])
+def test_fig_dynamics_adapter_writes_png_pdf_and_the_drawn_table(tmp_path, figure):
+    paths = []
+    for seed in (0, 1):
+        p = tmp_path / f"seed{seed}.parquet"
+        dynamics_rows(seeds=(seed,), rng=seed).to_parquet(p)
+        paths.append(str(p))
+    out = run_adapter("fig_dynamics.py", tmp_path, {"dynamics": paths},
+                      {"figure": figure, "layers": [0, 2], "condition": "base", "model": "tiny-sd3"})
+    assert out["pdf"].read_bytes()[:5] == b"%PDF-" and out["png"].stat().st_size > 0
+    lines = out["csv"].read_text().splitlines()
+    assert lines[0] == "# " + STANDIN_NOTICE
+    table = pd.read_csv(out["csv"], comment="#")
+    if figure == "curves":
+        assert set(table["layer"]) == {0, 2} and table["n"].max() == 3  # prompts pooled over both files
+    if figure == "attribution":
+        assert set(table["layer"]) == {0, 1, 2}  # attribution always covers every measured layer
+
+
+@pytest.mark.parametrize("script,figure", [("fig_effects.py", "dose"), ("fig_effects.py", "forest"),
+                                          ("fig_calibration.py", "fid"), ("fig_calibration.py", "categories")])
+def test_stats_adapters(tmp_path, script, figure):
+    stats = tmp_path / "k_sweep.parquet"
+    pd.concat([stats_rows(standin=False), fid_stats_rows(standin=False)]).to_parquet(stats)
+    out = run_adapter(script, tmp_path, {"stats": str(stats)}, {"figure": figure}, csv=False)
+    assert out["pdf"].read_bytes()[:5] == b"%PDF-" and out["png"].stat().st_size > 0
+    with pytest.raises(ValueError, match="params.figure"):
+        run_adapter(script, tmp_path, {"stats": str(stats)}, {"figure": "nope"})
+
+
+def test_forest_options_pass_through(tmp_path):
+    stats = tmp_path / "s.parquet"
+    stats_rows().to_parquet(stats)
+    out = run_adapter("fig_effects.py", tmp_path, {"stats": str(stats)},
+                      {"figure": "forest", "options": {"adjusted": "p_adj_experiment", "alpha": 0.5}})
+    table = pd.read_csv(out["csv"], comment="#")
+    assert (table["significant"] == (table["p_adj_experiment"] < 0.5)).all()
+
+
+def test_fig_panels_adapter_writes_the_selection_table(tmp_path):
+    shards, scores = image_shards(tmp_path / "images", n_prompts=6, seeds=(0,))
+    score_paths = []
+    for (metric, cond), rows in scores.groupby(["metric", "condition"]):
+        p = tmp_path / f"{metric}-{cond}.parquet"
+        rows.to_parquet(p)
+        score_paths.append(str(p))
+    out = run_adapter("fig_panels.py", tmp_path, {"scores": score_paths, "shards": [str(s) for s in shards]},
+                      {"condition": "cf-k1-L1", "control": "cf_random-k1-L1", "n_per_group": 1, "clip_tol": 0.05})
+    table = pd.read_csv(out["csv"], comment="#")
+    assert {"C", "D"} <= set(table["group"]) <= {"A", "B", "C", "D"}  # C and D have no entry condition
+    assert table.groupby("group").size().max() == 1
+    assert {"prompt", "lpips_sink", "d_clip_sink", "path_sink", "path_random"} <= set(table.columns)
+    assert out["pdf"].read_bytes()[:5] == b"%PDF-"
