@@ -82,3 +82,23 @@ def test_fig_panels_adapter_writes_the_selection_table(tmp_path):
     assert table.groupby("group").size().max() == 1
     assert {"prompt", "lpips_sink", "d_clip_sink", "path_sink", "path_random"} <= set(table.columns)
     assert out["pdf"].read_bytes()[:5] == b"%PDF-"
+
+
+REPORT = Path(__file__).resolve().parents[1] / "workflow" / "report"
+
+
+@pytest.mark.parametrize("caption", sorted(p.name for p in REPORT.glob("*.rst")))
+def test_report_captions_render_as_snakemake_renders_them(caption):
+    """Jinja with snakemake's environment settings, then docutils, with no warnings or errors."""
+    docutils_core = pytest.importorskip("docutils.core")
+    from jinja2 import Environment
+
+    text = Environment(trim_blocks=True, lstrip_blocks=True).from_string((REPORT / caption).read_text()).render(
+        snakemake=SimpleNamespace(wildcards=Named(experiment="k_sweep", table="table19", model="tiny-sd3"),
+                                  config={}, params=Named()), categories={}, files={})
+    assert "{{" not in text and "}}" not in text
+    if "wildcards.experiment" in (REPORT / caption).read_text():
+        assert "k_sweep" in text
+    html = docutils_core.publish_parts(text, writer="html",
+                                       settings_overrides={"report_level": 2, "halt_level": 2})["body"]
+    assert "system-message" not in html and len(html) > 100
