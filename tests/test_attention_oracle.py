@@ -42,10 +42,11 @@ def naive_select(spec, mass, allowed):
     return torch.argsort(score, dim=-1)[..., : spec.k]
 
 
-def naive_edit(q, k, v, keys, spec, n_rows, n_stat_rows, bias=None, scale=None, noise=None):
+def naive_edit(q, k, v, keys, spec, n_rows, n_stat_rows, bias=None, scale=None, noise=None, valid=None):
     """Edited output [B, H, Nq, d] and edited mass [B, H], from the materialised probabilities."""
     logits, probs = naive_probs(q, k, bias, scale)
-    sel = torch.zeros(probs.shape[:2] + probs.shape[-1:], dtype=torch.bool).scatter_(-1, keys, True)[:, :, None]
+    chosen = torch.ones(keys.shape, dtype=torch.bool) if valid is None else valid.cpu()
+    sel = torch.zeros(probs.shape[:2] + probs.shape[-1:], dtype=torch.bool).scatter_(-1, keys, chosen)[:, :, None]
     edited = probs
     if spec.path == "score":
         shift = float("-inf") if spec.mask_bias is None else spec.mask_bias
@@ -136,10 +137,14 @@ def test_every_path_matches_naive_oracle(fields, scope, rows):
     assert (got.edited_mass.double() - left).abs().max() <= TOL
 
 
-@pytest.mark.parametrize("name", [p for p in PRESETS if p != "base"])
+SELECTIVE = {f"dsp_{only}_only": dict(PRESETS["dsp"], only=only) for only in ("text", "image")}
+
+
+@pytest.mark.parametrize("name", [p for p in PRESETS if p not in ("base", "empty")] + sorted(SELECTIVE))
 def test_every_preset_matches_naive_oracle(name):
     q, k, v, layout = sd3_like(seed=2)
-    spec = replace(InterventionSpec(**PRESETS[name]), k=2, layers=(0,))
+    k[:, :, 64:67] += q[:, :, :64].mean(2, keepdim=True) * 3  # text keys among the sinks, for 'only'
+    spec = replace(InterventionSpec(**{**PRESETS, **SELECTIVE}[name]), k=3, layers=(0,))
     gens = [cpu_generator(7 + b) for b in range(q.shape[0])]
     got = intervene(q, k, v, spec, layout, generators=gens)
     if spec.select in ("top", "bottom"):
@@ -148,8 +153,12 @@ def test_every_preset_matches_naive_oracle(name):
     elif spec.select == "index":
         base = layout.n_image if spec.index_base == "text" else 0
         assert got.keys.unique().tolist() == [base + i for i in spec.indices]
+    if spec.only != "all":
+        kept_image = (got.keys < layout.n_image)[got.valid]
+        assert kept_image.all() if spec.only == "image" else not kept_image.any()
+        assert 0 < got.valid.sum() < got.valid.numel()
     n_rows = layout.n_image_rows if spec.rows == "image" else q.shape[2]
-    out, left = naive_edit(q, k, v, got.keys, spec, n_rows, layout.n_image_rows)
+    out, left = naive_edit(q, k, v, got.keys, spec, n_rows, layout.n_image_rows, valid=got.valid)
     assert (got.out.double() - out).abs().max() <= TOL
     assert (got.edited_mass.double() - left).abs().max() <= TOL
 

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 
 from sinkrepro.attention.kernels import KeyEdit, SinkStats, edit_attention, incoming_mass
-from sinkrepro.attention.select import needs_mass, select_keys
+from sinkrepro.attention.select import needs_mass, only_mask, select_keys
 from sinkrepro.attention.spec import InterventionSpec
 from sinkrepro.attention.tokens import KeyLayout
 
@@ -20,7 +20,8 @@ def key_edit(spec: InterventionSpec) -> KeyEdit:
 @dataclass
 class Intervention:
     out: torch.Tensor                 # [B, H, Nq, d] edited attention output
-    keys: torch.Tensor                # [B, H, n] edited keys
+    keys: torch.Tensor                # [B, H, n] chosen keys
+    valid: Optional[torch.Tensor]     # [B, H, n] which chosen keys are edited (spec.only); None = all
     edited_mass: torch.Tensor         # [B, H] mass left on the edited keys (image-query mean)
     stats: Optional[SinkStats]        # incoming mass before the edit (when computed)
 
@@ -40,7 +41,8 @@ def intervene(q, k, v, spec: InterventionSpec, layout: KeyLayout, *, bias=None, 
     keys = select_keys(spec, layout, q.shape[1], k.shape[-2], stats.mass if stats else None, generators)
     if callable(noise):
         noise = noise(keys.shape[-1])
+    valid = only_mask(spec, layout, keys)
     out, left = edit_attention(q, k, v, keys, key_edit(spec), bias=bias, scale=scale,
                                n_rows=n_rows if spec.rows == "image" else q.shape[-2], n_stat_rows=n_rows,
-                               noise=noise)
-    return Intervention(out, keys, left, stats)
+                               noise=noise, valid=valid)
+    return Intervention(out, keys, valid, left, stats)

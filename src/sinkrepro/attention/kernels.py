@@ -164,17 +164,21 @@ def _gather_keys(x, keys):
     return torch.gather(x, 2, keys.unsqueeze(-1).expand(*keys.shape, x.shape[-1]))
 
 
-def _key_mask(keys, n_keys: int, dtype, device) -> torch.Tensor:
-    """Additive [B, H, 1, Nk] mask with -inf on the selected keys."""
+def _key_mask(keys, valid, n_keys: int, dtype, device) -> torch.Tensor:
+    """Additive [B, H, 1, Nk] mask with -inf on the selected (valid) keys."""
     mask = torch.zeros(*keys.shape[:2], 1, n_keys, dtype=dtype, device=device)
-    return mask.scatter_(-1, keys.unsqueeze(2), float("-inf"))
+    fill = torch.full(keys.shape, float("-inf"), dtype=dtype, device=device)
+    if valid is not None:
+        fill = fill.masked_fill(~valid, 0.0)
+    return mask.scatter_(-1, keys.unsqueeze(2), fill.unsqueeze(2))
 
 
 def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_rows: Optional[int] = None,
-                   n_stat_rows: Optional[int] = None, noise=None, out=None, lse=None,
+                   n_stat_rows: Optional[int] = None, noise=None, valid=None, out=None, lse=None,
                    budget_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention with the keys `keys` [B, H, n] edited for the first `n_rows` query rows.
 
+    Keys must be unique per (b, h); `valid` [B, H, n] (optional) leaves the False ones unedited.
     Returns the edited output [B, H, Nq, d] (q's dtype) and the mass left on the edited keys
     [B, H], averaged over the first `n_stat_rows` rows (exact: no floors). `out`/`lse` may pass a
     stock output and its log-sum-exp computed earlier.
@@ -207,6 +211,8 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
             logits += torch.gather(b.expand(B, H, b.shape[-2], b.shape[-1]), -1,
                                    keys.unsqueeze(2).expand(B, H, b.shape[-2], n))
         p_sel = (logits - lse[:, :, start:stop, None]).exp_()  # [B, H, c, n] stock P on the keys
+        if valid is not None:
+            p_sel = p_sel * valid[:, :, None, :]              # unedited keys drop out of the correction
         w = p_sel.sum(-1, keepdim=True)                         # [B, H, c, 1]
         u = torch.matmul(p_sel, v_sel)                          # [B, H, c, d]
         o = out[:, :, start:stop].float()
@@ -221,7 +227,7 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
             risky = (w > CORRECTION_MAX_MASS).squeeze(-1)       # [B, H, c]
             if bool(risky.any()):
                 if exact is None:
-                    mask = _key_mask(keys, k.shape[-2], torch.float32, q.device)
+                    mask = _key_mask(keys, valid, k.shape[-2], torch.float32, q.device)
                     exact = attention_with_lse(q, k, v, mask if bias is None else bias + mask, scale)
                 o_m = exact[0][:, :, start:stop].float()
                 rest = (exact[1][:, :, start:stop, None] - lse[:, :, start:stop, None]).exp()  # 1 - w, exactly

@@ -106,6 +106,15 @@ def random_keys(spec: InterventionSpec, layout: KeyLayout, n_heads: int, generat
     return out.to(layout.region.device)
 
 
+def only_mask(spec: InterventionSpec, layout: KeyLayout, keys: torch.Tensor) -> Optional[torch.Tensor]:
+    """[B, H, n] True for the chosen keys that `spec.only` keeps (E3's text_only / image_only), or None."""
+    if spec.only == "all":
+        return None
+    B, H, n = keys.shape
+    image = torch.gather(layout.region[:, None, :].expand(B, H, -1), -1, keys) == IMAGE
+    return image if spec.only == "image" else ~image
+
+
 def select_keys(spec: InterventionSpec, layout: KeyLayout, n_heads: int, n_keys: int,
                 mass: Optional[torch.Tensor] = None,
                 generators: Optional[Sequence[torch.Generator]] = None) -> torch.Tensor:
