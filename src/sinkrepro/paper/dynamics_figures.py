@@ -42,6 +42,13 @@ def one_condition(rows: pd.DataFrame, condition: str | None) -> tuple[pd.DataFra
     return picked, condition
 
 
+def _model(rows: pd.DataFrame, model: str) -> str:
+    """' - model' for titles; from the rows when the caller gives none."""
+    if not model and "model" in rows:
+        model = ", ".join(sorted(rows["model"].astype(str).unique()))
+    return f" - {model}" if model else ""
+
+
 def _pick_layers(rows: pd.DataFrame, layers: Sequence[int] | None) -> list[int]:
     have = sorted(int(x) for x in rows["layer"].unique())
     if layers is None:
@@ -84,7 +91,7 @@ def plot_dynamics(rows: pd.DataFrame, layers: Sequence[int] | None = None,
         ax.set_xlabel(PROGRESS_LABEL)
     axes[0, 0].legend(title="mean, 95% CI")
     n = int(data["n"].max())
-    finish(fig, f"Sink dynamics{' - ' + model if model else ''}", is_standin(rows),
+    finish(fig, f"Sink dynamics{_model(rows, model)}", is_standin(rows),
            f"Means over {n} prompts (seeds, heads and CFG halves pooled per prompt), 95% t-intervals.")
     return Drawn(fig, data)
 
@@ -131,17 +138,16 @@ def plot_sink_position(rows: pd.DataFrame, layers: Sequence[int] | None = None,
         im = ax.imshow(mat.to_numpy(), aspect="auto", cmap=SEQUENTIAL_CMAP, vmin=0, vmax=1,
                        interpolation="nearest")
         ax.set_yticks(range(len(types)), types)
-        ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 3)).round().astype(int))
+        ticks = [0, len(steps) // 2, len(steps) - 1] if len(steps) >= 5 else sorted({0, len(steps) - 1})
         ax.set_xticks(ticks, [f"{progress[steps[t]]:.2f}" for t in ticks])
         ax.set_xlabel("denoising progress")
-        ax.set_title(f"layer {layer}: token type")
+        ax.set_title(f"layer {layer}")
         ax.grid(False)
         ax = axes[1, j]
         heat = np.zeros(grid)
         for r in spatial[spatial["layer"] == layer].itertuples():
             heat[int(r.sink_row), int(r.sink_col)] = r.share
         im2 = ax.imshow(heat, cmap=SEQUENTIAL_CMAP, vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"layer {layer}: image position")
         ax.set_xlabel("image column")
         ax.set_ylabel("image row")
         ax.grid(False)
@@ -152,7 +158,7 @@ def plot_sink_position(rows: pd.DataFrame, layers: Sequence[int] | None = None,
     fig.colorbar(im2, ax=list(axes[1]), shrink=0.9, label="share of image sinks")
     shares.insert(0, "panel", "type")
     spatial.insert(0, "panel", "position")
-    finish(fig, f"Where the top-1 sink sits{' - ' + model if model else ''}", is_standin(rows),
+    finish(fig, f"Where the top-1 sink sits{_model(rows, model)}", is_standin(rows),
            "Top-1 incoming-mass key per (prompt, seed, CFG half, head, step), over all prompts and seeds.")
     return Drawn(fig, pd.concat([shares, spatial], ignore_index=True))
 
@@ -191,6 +197,6 @@ def plot_attribution(rows: pd.DataFrame, condition: str | None = None, model: st
     ax.set_ylim(0, 1.02)
     ax.set_xticks(layers)
     ax.legend(title="sink token type", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    finish(fig, f"Text vs image sinks, every measured layer{' - ' + model if model else ''}",
+    finish(fig, f"Text vs image sinks, every measured layer{_model(rows, model)}",
            is_standin(rows), "Shares pooled over all steps, heads and CFG halves; mean over prompts.")
     return Drawn(fig, data)
