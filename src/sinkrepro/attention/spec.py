@@ -23,8 +23,8 @@ ValueMode = Literal["zero", "mean", "noise", "lerp"]
 class InterventionSpec:
     select: Select = "none"          # which keys: top/bottom incoming mass, random, fixed indices
     scope: Scope = "per_head"        # per_head: k keys per head; shared: k*H keys from head-mean mass
-    path: Path = "score"             # score: mask keys; prob_scale: scale their probability by eta;
-    #                                  value: edit their values; both: score edit then value edit
+    path: Path = "score"             # score: mask keys (mask_bias); prob_scale: scale their probability
+    #                                  by eta; value: edit their values; both: prob_scale, then value
     rows: Rows = "image"             # which query rows see the edit
     pool: Pool = "all"               # which keys may be chosen
     only: Pool = "all"               # after choosing, edit only the chosen keys of this type (E3)
@@ -67,6 +67,10 @@ class InterventionSpec:
             spec = replace(spec, value_mode="zero", alpha=0.0, noise_std=0.1)
         if spec.path in ("score", "value"):
             spec = replace(spec, eta=0.0)
+        if spec.path != "score":  # only the score path reads mask_bias
+            spec = replace(spec, mask_bias=None)
+        if spec.only == spec.pool:  # every chosen key already has that type
+            spec = replace(spec, only="all")
         if spec.path == "both" and spec.eta == 0.0:
             # eta=0 gives the edited keys zero weight, so the value edit is a no-op (SA's "both")
             spec = replace(spec, path="prob_scale", value_mode="zero", alpha=0.0, noise_std=0.1)
