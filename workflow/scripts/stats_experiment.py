@@ -1,9 +1,6 @@
 """Adapter: one experiment's score shards -> results/stats/{experiment}.parquet + .csv."""
-import logging
-
 from sinkrepro.stats.files import write_experiment_stats
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 experiment = snakemake.params.experiment  # noqa: F821
 stats = write_experiment_stats(
     score_paths=snakemake.input.scores,  # noqa: F821
@@ -13,5 +10,7 @@ stats = write_experiment_stats(
     out_parquet=snakemake.output.parquet,  # noqa: F821
     out_csv=snakemake.output.csv,  # noqa: F821
 )
-logging.info("%s: %d comparison rows, %d excluded score rows", experiment["name"], len(stats),
-             int(stats.get("n_excluded", [0]).sum()) if len(stats) else 0)
+with open(snakemake.log[0], "w") as log:  # noqa: F821
+    excluded = int(stats["n_excluded"].fillna(0).sum()) if "n_excluded" in stats else 0
+    log.write(f"{experiment['name']}: {len(stats)} comparison rows; {excluded} failed/NaN score rows excluded "
+              "(summed over comparisons)\n")

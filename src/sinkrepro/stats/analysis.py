@@ -23,11 +23,14 @@ PAPER_DOSES = (10.0, 50.0)  # the paper's two-dose contrast (compute_dose_trend:
 def analyze_experiment(scores: pd.DataFrame, experiment: dict, cfg: StatsConfig,
                        prompts: pd.DataFrame | None = None) -> pd.DataFrame:
     """All comparisons of one resolved experiment (see the experiment dict in the workflow docs)."""
+    if "metric" not in scores.columns:
+        raise ValueError("score rows: missing column 'metric'; see docs/contracts.md 'Scores'")
     for key in ("name", "model", "baseline", "conditions"):
         if key not in experiment:
             raise ValueError(f"experiment: missing key {key!r}; pass the dict resolved by sinkrepro.grid")
     set_level = scores[scores["metric"].isin(SET_LEVEL_METRICS)]
-    image_level = clean_scores(scores[~scores["metric"].isin(SET_LEVEL_METRICS)], prompts)
+    image_level = scores[~scores["metric"].isin(SET_LEVEL_METRICS)]
+    image_level = clean_scores(image_level, prompts) if len(image_level) else image_level.assign(usable=True)
     ctx = _Context(experiment, cfg, image_level)
     rows: list[dict] = []
     for metric in ctx.metrics:
@@ -61,7 +64,8 @@ class _Context:
         c = self.conditions.get(condition, {})
         return dict(experiment=self.name, model=self.exp["model"], metric=metric, kind=kind,
                     basis=basis or kind, condition=condition, reference=reference,
-                    label=c.get("label", ""), preset=c.get("preset", ""), k=_k(c),
+                    label=c.get("label", ""), preset=c.get("preset", ""),
+                    select=(c.get("spec") or {}).get("select", ""), k=_k(c),
                     layers=",".join(str(x) for x in c.get("layers") or []),
                     sampler=json.dumps(c.get("sampler") or {}, sort_keys=True),
                     family=self.families.get(condition, ""))

@@ -48,9 +48,10 @@ class Paired:
 
     def per_prompt(self) -> pd.DataFrame:
         """Seed-averaged pairs: the prompt is the unit (columns prompt_id, category, x, y, d)."""
-        p = self.pairs.groupby("prompt_id", sort=True).agg(
-            category=("category", "first"), x=("x", "mean"), y=("y", "mean"), d=("d", "mean"))
-        return p.reset_index()
+        grouped = self.pairs.groupby("prompt_id", sort=True)
+        out = grouped[["x", "y", "d"]].mean()
+        out.insert(0, "category", grouped["category"].first())
+        return out.reset_index()
 
 
 def pair_values(scores: pd.DataFrame, metric: str, condition: str, reference: str) -> Paired:

@@ -1,0 +1,1 @@
+"""Paper outputs: tables, claims and figures built from results/stats and results/dynamics."""

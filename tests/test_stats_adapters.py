@@ -1,0 +1,71 @@
+"""The three workflow adapters, run as Snakemake runs them (a `snakemake` object with Namedlists)."""
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from snakemake.iocontainers import InputFiles, Log, Namedlist, OutputFiles, Params
+
+from sinkrepro.paper.tables import FORMATS, stats_tables
+from sinkrepro.provenance import STANDIN_NOTICE
+from test_stats_analysis import make_experiment, make_scores, prompt_table
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+STATS = {"bootstrap_resamples": 500, "seed": 3, "margins": {"clip_t": 0.02}, "multiplicity": {"within": "holm"}}
+
+
+def run(script, *, input, output, params, log):
+    snakemake = SimpleNamespace(
+        input=InputFiles(fromdict=input), params=Params(fromdict=params), log=Log([str(log)]),
+        output=OutputFiles(fromdict=output) if isinstance(output, dict) else OutputFiles([str(p) for p in output]))
+    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})
+
+
+@pytest.fixture(scope="module")
+def stats_file(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("adapters")
+    exp = make_experiment(ks=(1, 5), seeds=(0,), n_prompts=6, metrics=("clip_t", "lpips"))
+    exp["tables"] = ["table2", "table6"]
+    scores = make_scores(exp, {("lpips", "cf-k1-L12"): 0.3, ("lpips", "cf_random-k1-L12"): 0.05})
+    shards = []
+    for (metric, cond), part in scores.groupby(["metric", "condition"]):  # one file per (metric, condition)
+        shards.append(tmp / f"{metric}-{cond}.parquet")
+        part.to_parquet(shards[-1], index=False)
+    prompt_table(6).to_csv(tmp / "prompts.tsv", sep="\t", index=False)
+    out = {"parquet": str(tmp / "stats" / "k_sweep.parquet"), "csv": str(tmp / "stats" / "k_sweep.csv")}
+    run("stats_experiment.py", input={"scores": [str(p) for p in shards], "prompts": str(tmp / "prompts.tsv")},
+        output=out, params={"experiment": exp, "stats": STATS}, log=tmp / "stats.log")
+    return tmp, exp, out
+
+
+def test_stats_adapter_writes_parquet_and_csv(stats_file):
+    tmp, _, out = stats_file
+    stats = pd.read_parquet(out["parquet"])
+    assert len(stats) and set(stats["experiment"]) == {"k_sweep"}
+    assert pd.read_csv(out["csv"])["mean"].to_numpy() == pytest.approx(stats["mean"].to_numpy(), nan_ok=True)
+    assert (stats.loc[stats.metric == "clip_t", "tost_margin"].dropna() == 0.02).all()  # config margin used
+    assert set(stats["n_resamples"].dropna()) == {500}
+    assert "comparison rows" in (tmp / "stats.log").read_text()
+
+
+def test_paper_adapters_write_declared_tables_and_claims(stats_file):
+    tmp, exp, out = stats_file
+    tables = [tmp / "paper" / "tables" / f"{t}.{e}" for t in stats_tables([exp]) for e in FORMATS]
+    run("paper_tables.py", input={"stats": [out["parquet"]]}, output=tables,
+        params={"experiments": [exp], "stats": STATS}, log=tmp / "tables.log")
+    assert all(p.exists() for p in tables) and len(tables) == 6
+    claims = tmp / "paper" / "claims.md"
+    run("paper_claims.py", input={"stats": [out["parquet"]]}, output={"claims": str(claims)},
+        params={"experiments": [exp], "stats": STATS}, log=tmp / "claims.log")
+    text = claims.read_text()
+    assert text.startswith(STANDIN_NOTICE) and "Perceptual shift about 6x random" in text
+    assert "not run in this config" in text  # no HPS / ImageReward in this experiment
+
+
+def test_paper_tables_adapter_rejects_undeclared_layout(stats_file):
+    tmp, exp, out = stats_file
+    wrong = [tmp / "elsewhere" / "table2.csv", tmp / "elsewhere" / "table99.csv"]
+    with pytest.raises(SystemExit, match="table99.csv"):
+        run("paper_tables.py", input={"stats": [out["parquet"]]}, output=wrong,
+            params={"experiments": [exp], "stats": STATS}, log=tmp / "tables2.log")
