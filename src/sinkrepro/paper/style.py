@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: no global figure registry, no GUI backend
 
-matplotlib.use("Agg")
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from sinkrepro.io import atomic_path  # noqa: E402
-from sinkrepro.provenance import STANDIN_NOTICE  # noqa: E402
+from sinkrepro.io import atomic_path
+from sinkrepro.provenance import STANDIN_NOTICE
 
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
