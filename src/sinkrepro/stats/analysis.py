@@ -79,14 +79,16 @@ class _Context:
         rows = []
         for contrast in self.exp.get("contrasts") or []:
             slug, control = contrast["condition"], contrast["control"]
-            rows += self.comparison_rows(metric, "delta_delta", slug, control)
             paired = pair_values(self.scores, metric, slug, control)
+            rows += self.comparison_rows(metric, "delta_delta", slug, control, paired)
             if _is_pairwise(self.scores, metric, slug):
                 rows.append(self.ratio_row(metric, slug, control, paired))
         return rows
 
-    def comparison_rows(self, metric: str, kind: str, slug: str, reference: str) -> list[dict]:
-        paired = pair_values(self.scores, metric, slug, reference)
+    def comparison_rows(self, metric: str, kind: str, slug: str, reference: str,
+                        paired: Paired | None = None) -> list[dict]:
+        """The `all` row and, with several categories, one row per GenEval category."""
+        paired = paired or pair_values(self.scores, metric, slug, reference)
         ident = self.identity(metric, kind, slug, reference)
         rows = [self.battery_row(ident, paired, "all")]
         categories = paired.pairs["category"].dropna().unique()
@@ -243,7 +245,8 @@ def fid_rows(fid: pd.DataFrame, experiment: dict) -> list[dict]:
                          reference=r.get("reference_condition") or "", category="all",
                          seed=float(r.get("seed", NAN)), reference_seed=float(r.get("reference_seed", NAN)),
                          n=int(r.get("n_images", 0) or 0), mean=float(r["value"]),
-                         note=f"set-level FID, {int(r.get('dim', 0) or 0)}-d features"))
+                         note="; ".join(x for x in (f"set-level FID, {int(r.get('dim', 0) or 0)}-d features",
+                                                    r.get("note") or "") if x)))
     return rows
 
 
