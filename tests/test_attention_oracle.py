@@ -2,6 +2,7 @@
 
 The oracle works in float64: full softmax, edit the probability (or value) tensor, multiply by V.
 """
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from sinkrepro.attention.intervene import intervene
 from sinkrepro.attention.kernels import (CORRECTION_MAX_MASS, KeyEdit, as_bias, edit_attention,
-                                         incoming_mass)
+                                         incoming_mass, row_lse)
 from sinkrepro.attention.seeding import cpu_generator
 from sinkrepro.attention.spec import PRESETS, InterventionSpec
 from sinkrepro.attention.tokens import build_layout
@@ -88,8 +89,9 @@ def allowed_keys(spec, layout):
 def test_incoming_mass_matches_naive_with_small_chunks_and_mask():
     q, k, v, layout = sd3_like()
     bias = torch.randn(1, 1, q.shape[2], k.shape[2]) * 0.5
-    for b in (None, bias):
-        got = incoming_mass(q, k, b, 0.3, layout.n_image_rows, row_stats=True, budget_bytes=4096)
+    for b, given_lse in itertools.product((None, bias), (False, True)):
+        lse = row_lse(q, k, b, 0.3) if given_lse else None
+        got = incoming_mass(q, k, b, 0.3, layout.n_image_rows, lse=lse, row_stats=True, budget_bytes=4096)
         _, probs = naive_probs(q, k, b, 0.3)
         p = probs[:, :, : layout.n_image_rows]
         assert torch.allclose(got.mass.double(), p.mean(-2), atol=TOL)

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from sinkrepro.attention.kernels import KeyEdit, SinkStats, edit_attention, incoming_mass
+from sinkrepro.attention.kernels import KeyEdit, SinkStats, attention_with_lse, edit_attention, incoming_mass
 from sinkrepro.attention.select import needs_mass, only_mask, select_keys
 from sinkrepro.attention.spec import InterventionSpec
 from sinkrepro.attention.tokens import KeyLayout
@@ -35,14 +35,16 @@ def intervene(q, k, v, spec: InterventionSpec, layout: KeyLayout, *, bias=None, 
     (or a function of n returning it) is the replacement for value_mode="noise".
     """
     n_rows = layout.n_image_rows
+    out, lse = attention_with_lse(q, k, v, bias, scale)  # the stock output and its row log-sum-exp
     stats = None
     if row_stats or needs_mass(spec):
-        stats = incoming_mass(q, k, bias, scale, n_rows, row_stats=row_stats)
+        exact_lse = lse if q.dtype in (torch.float32, torch.float64) else None  # half: recompute in fp32
+        stats = incoming_mass(q, k, bias, scale, n_rows, lse=exact_lse, row_stats=row_stats)
     keys = select_keys(spec, layout, q.shape[1], k.shape[-2], stats.mass if stats else None, generators)
     if callable(noise):
         noise = noise(keys.shape[-1])
     valid = only_mask(spec, layout, keys)
     out, left = edit_attention(q, k, v, keys, key_edit(spec), bias=bias, scale=scale,
                                n_rows=n_rows if spec.rows == "image" else q.shape[-2], n_stat_rows=n_rows,
-                               noise=noise, valid=valid)
+                               noise=noise, valid=valid, out=out, lse=lse)
     return Intervention(out, keys, valid, left, stats)

@@ -21,8 +21,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-# Budget for one chunk of fp32 [B, H, rows, Nk] scores (two buffers live at once).
-DEFAULT_CHUNK_BYTES = 64 << 20
+# Budget for one chunk of fp32 [B, H, rows, Nk] scores (two buffers live at once): small chunks stay
+# in cache on CPU; large ones keep a GPU busy.
+CHUNK_BYTES = {"cpu": 16 << 20, "cuda": 512 << 20}
 # Above this edited mass a row's correction divides by < 0.5: recompute it exactly instead.
 CORRECTION_MAX_MASS = 0.5
 
@@ -45,7 +46,11 @@ def _bias_rows(bias: Optional[torch.Tensor], start: int, stop: int) -> Optional[
     return bias[..., start:stop, :]
 
 
-def chunk_rows(batch_heads: int, n_keys: int, budget_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+def default_budget(device) -> int:
+    return CHUNK_BYTES.get(torch.device(device).type, CHUNK_BYTES["cpu"])
+
+
+def chunk_rows(batch_heads: int, n_keys: int, budget_bytes: int) -> int:
     """Query rows per chunk so that two fp32 [B*H, rows, Nk] buffers fit the budget."""
     return max(1, budget_bytes // (8 * batch_heads * n_keys))
 
@@ -70,12 +75,12 @@ def attention_with_lse(q, k, v, bias=None, scale=None) -> tuple[torch.Tensor, to
     return out, row_lse(q, k, bias, scale)
 
 
-def row_lse(q, k, bias=None, scale=None, budget_bytes: int = DEFAULT_CHUNK_BYTES) -> torch.Tensor:
+def row_lse(q, k, bias=None, scale=None, budget_bytes: Optional[int] = None) -> torch.Tensor:
     """Per-row log-sum-exp [B, H, Nq] in fp32, chunked over query rows."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     B, H, Nq, _ = q.shape
     kt = k.float().transpose(-1, -2)  # [B, H, d, Nk]
-    step = chunk_rows(B * H, k.shape[-2], budget_bytes)
+    step = chunk_rows(B * H, k.shape[-2], default_budget(q.device) if budget_bytes is None else budget_bytes)
     parts = []
     for start in range(0, Nq, step):
         logits = torch.matmul(q[:, :, start:start + step].float(), kt).mul_(scale)  # [B, H, c, Nk]
@@ -93,34 +98,42 @@ class SinkStats:
     top5: Optional[torch.Tensor] = None      # [B, H] mean over rows of the row's top-5 probability sum
 
 
-def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, row_stats: bool = False,
-                  budget_bytes: int = DEFAULT_CHUNK_BYTES) -> SinkStats:
+def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, lse=None, row_stats: bool = False,
+                  budget_bytes: Optional[int] = None) -> SinkStats:
     """Incoming mass m[b,h,j] = mean_{i < n_rows} softmax(s*q_i.k_j + bias_ij), exact in fp32.
 
-    Chunks over query rows with each chunk's own log-sum-exp, so the full probability tensor never
-    exists. `row_stats` adds the mean row entropy and top-5 concentration of the same rows.
+    Chunks over query rows, so the full probability tensor never exists. `lse` [B, H, >=n_rows]
+    (the rows' log-sum-exp from the fused kernel) saves the per-chunk log-sum-exp pass. `row_stats`
+    adds the mean row entropy and top-5 concentration of the same rows.
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    B, H, Nq, _ = q.shape
+    B, H, Nq, d = q.shape
     Nk = k.shape[-2]
     n_rows = Nq if n_rows is None else n_rows
-    kt = k.float().transpose(-1, -2)  # [B, H, d, Nk]
-    mass = torch.zeros(B, H, Nk, dtype=torch.float32, device=q.device)
+    kt = k.float().reshape(B * H, Nk, d).transpose(-1, -2)  # [BH, d, Nk]
+    mass = torch.zeros(B * H, 1, Nk, dtype=torch.float32, device=q.device)
     entropy = torch.zeros(B, H, dtype=torch.float32, device=q.device) if row_stats else None
     top5 = torch.zeros_like(entropy) if row_stats else None
-    step = chunk_rows(B * H, Nk, budget_bytes)
+    step = chunk_rows(B * H, Nk, default_budget(q.device) if budget_bytes is None else budget_bytes)
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
-        probs = torch.matmul(q[:, :, start:stop].float(), kt).mul_(scale)  # [B, H, c, Nk] logits
+        qc = q[:, :, start:stop].float().reshape(B * H, stop - start, d)
+        if lse is None:
+            probs = torch.bmm(qc, kt).mul_(scale).view(B, H, stop - start, Nk)  # [B, H, c, Nk] logits
+        else:  # logits - lse in one fused call
+            shift = -lse[:, :, start:stop].float().reshape(B * H, stop - start, 1)
+            probs = torch.baddbmm(shift, qc, kt, alpha=scale).view(B, H, stop - start, Nk)
         b = _bias_rows(bias, start, stop)
         if b is not None:
             probs += b
-        probs.sub_(torch.logsumexp(probs, dim=-1, keepdim=True)).exp_()  # now probabilities
-        mass += probs.sum(dim=-2)
+        if lse is None:
+            probs.sub_(torch.logsumexp(probs, dim=-1, keepdim=True))
+        probs.exp_()  # now probabilities
+        mass.baddbmm_(probs.new_ones(B * H, 1, stop - start), probs.view(B * H, stop - start, Nk))  # row sums
         if row_stats:
             entropy -= torch.special.xlogy(probs, probs).sum(dim=(-1, -2))
             top5 += probs.topk(min(5, Nk), dim=-1).values.sum(dim=(-1, -2))
-    mass /= n_rows
+    mass = mass.view(B, H, Nk) / n_rows
     if row_stats:
         entropy /= n_rows
         top5 /= n_rows
@@ -175,13 +188,13 @@ def _key_mask(keys, valid, n_keys: int, dtype, device) -> torch.Tensor:
 
 def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_rows: Optional[int] = None,
                    n_stat_rows: Optional[int] = None, noise=None, valid=None, out=None, lse=None,
-                   budget_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[torch.Tensor, torch.Tensor]:
+                   budget_bytes: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention with the keys `keys` [B, H, n] edited for the first `n_rows` query rows.
 
     Keys must be unique per (b, h); `valid` [B, H, n] (optional) leaves the False ones unedited.
     Returns the edited output [B, H, Nq, d] (q's dtype) and the mass left on the edited keys
     [B, H], averaged over the first `n_stat_rows` rows (exact: no floors). `out`/`lse` may pass a
-    stock output and its log-sum-exp computed earlier.
+    stock output and its log-sum-exp computed earlier; that `out` is edited in place.
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     B, H, Nq, _ = q.shape
@@ -189,7 +202,6 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
     n_stat_rows = n_rows if n_stat_rows is None else min(n_stat_rows, n_rows)
     if out is None or lse is None:
         out, lse = attention_with_lse(q, k, v, bias, scale)
-    out = out.clone()
     n = keys.shape[-1]
     left = torch.zeros(B, H, dtype=torch.float32, device=q.device)
     if n == 0:
@@ -202,7 +214,7 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
     dv = edited_values(v, keys, edit, noise) - v_sel if value_edit else None
     exact = None  # key-masked output and lse, computed once if some row needs it
     scaled = edit.path in ("prob_scale", "both")  # "both": the eta scaling, then the value edit
-    step = chunk_rows(B * H, n + 4 * q.shape[-1], budget_bytes)
+    step = chunk_rows(B * H, n + 4 * q.shape[-1], default_budget(q.device) if budget_bytes is None else budget_bytes)
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
         logits = torch.matmul(q[:, :, start:stop].float(), k_sel).mul_(scale)  # [B, H, c, n]
