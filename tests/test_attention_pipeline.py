@@ -1,5 +1,4 @@
 """attach() inside tiny-sd3 and tiny-sdxl: oracle agreement, stock equality, restore, phase, measurement."""
-from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,11 +20,17 @@ STEPS = 3
 
 
 @pytest.fixture(scope="module")
-def sd3(tmp_path_factory):
-    from sinkrepro.models.load import load_pipeline
+def sd3_dir(tmp_path_factory):
     from sinkrepro.models.tiny import build_tiny_sd3
 
-    return load_pipeline(build_tiny_sd3(tmp_path_factory.mktemp("m") / "tiny-sd3"), "sd3")
+    return build_tiny_sd3(tmp_path_factory.mktemp("m") / "tiny-sd3")
+
+
+@pytest.fixture(scope="module")
+def sd3(sd3_dir):
+    from sinkrepro.models.load import load_pipeline
+
+    return load_pipeline(sd3_dir, "sd3")
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +295,21 @@ def test_qk_norm_is_honoured(monkeypatch):
     with torch.no_grad(), OracleSdpa(spec, seen[0].keys, 16):
         ref = module(*args, **kwargs)
     assert max((a - b).abs().max() for a, b in zip(out, ref)) <= 1e-5
+
+
+def test_cli_sinks_and_generate(sd3_dir, tmp_path, capsys):
+    from sinkrepro.cli import main
+
+    assert main(["sinks", "--model-dir", str(sd3_dir), "--family", "sd3", "--prompt", "a red dog",
+                 "--layer", "1", "--steps", "2", "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[lines.index(next(l for l in lines if l.split()[:2] == ["step", "progress"])) + 1:]
+    assert len(table) == 2 * 2 and {l.split()[0] for l in table} == {"0", "1"}
+    assert all(l.split()[4] in ("image", "clip", "t5", "pad") for l in table)
+    out = tmp_path / "img.png"
+    assert main(["generate", "--model-dir", str(sd3_dir), "--family", "sd3", "--prompt", "a red dog",
+                 "--preset", "rds", "--k", "1", "--layers", "1", "--steps", "2", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and "2 edited attention calls" in capsys.readouterr().out
+    assert main(["generate", "--model-dir", str(sd3_dir), "--family", "sd3", "--prompt", "x",
+                 "--preset", "rds", "--layers", "99", "--out", str(out)]) == 2
+    assert "spec.layers: [99]" in capsys.readouterr().err

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from sinkrepro.attention.intervene import intervene
 from sinkrepro.attention.kernels import as_bias, incoming_mass
@@ -152,15 +151,19 @@ class _Runtime:
     def on_denoiser(self, module, args, kwargs) -> None:
         t = kwargs.get("timestep", args[1] if len(args) > 1 else None)
         sample = kwargs.get("hidden_states", kwargs.get("sample", args[0] if args else None))
-        t0 = torch.as_tensor(t).flatten()[0].to(self.pipe.scheduler.timesteps.device)
-        hits = (self.pipe.scheduler.timesteps == t0).nonzero()
-        if hits.numel() == 0:
-            raise RuntimeError(f"timestep {float(t0)} is not in scheduler.timesteps; the step of this forward "
+        timesteps = self.pipe.scheduler.timesteps.float().cpu()
+        if len(timesteps) != self.n_steps:
+            raise ValueError(f"num_inference_steps: attach got {self.n_steps} but the scheduler runs "
+                             f"{len(timesteps)} timesteps; pass the pipeline call's step count")
+        t0 = float(torch.as_tensor(t).flatten()[0])
+        gap = (timesteps - t0).abs()
+        index = int(gap.argmin())  # first nearest; the tolerance covers a half-precision timestep
+        if gap[index] > 2e-3 * max(1.0, abs(t0)):
+            raise RuntimeError(f"timestep {t0} is not in scheduler.timesteps; the step of this forward "
                                "is unknown, so phase gating cannot run")
-        index = int(hits[0, 0])
         progress = index / (self.n_steps - 1) if self.n_steps > 1 else 0.0
         hw = tuple(sample.shape[-2:]) if sample is not None and sample.dim() == 4 else (0, 0)
-        self.step = _Step(index, progress, float(t0), hw)
+        self.step = _Step(index, progress, float(timesteps[index]), hw)
 
     def on_clip(self, module, args, kwargs) -> None:
         self.clip_ids.append(kwargs.get("input_ids", args[0] if args else None).detach().cpu())

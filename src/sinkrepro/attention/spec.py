@@ -8,7 +8,7 @@ so the CLIP BOS of SD3 is `select=index, index_base=text, indices=(0,)`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal, Optional
 
 Select = Literal["none", "top", "bottom", "random", "index"]
