@@ -48,21 +48,20 @@ def test_fig_dynamics_adapter_writes_png_pdf_and_the_drawn_table(tmp_path, figur
         assert set(table["layer"]) == {0, 1, 2}  # attribution always covers every measured layer
 
 
-@pytest.mark.parametrize("script,figure", [("fig_effects.py", "dose"), ("fig_effects.py", "forest"),
-                                          ("fig_calibration.py", "fid"), ("fig_calibration.py", "categories")])
-def test_stats_adapters(tmp_path, script, figure):
+@pytest.mark.parametrize("figure", ["dose", "forest", "fid", "categories"])
+def test_stats_adapter(tmp_path, figure):
     stats = tmp_path / "k_sweep.parquet"
     pd.concat([stats_rows(standin=False), fid_stats_rows(standin=False)]).to_parquet(stats)
-    out = run_adapter(script, tmp_path, {"stats": str(stats)}, {"figure": figure}, csv=False)
+    out = run_adapter("fig_stats.py", tmp_path, {"stats": str(stats)}, {"figure": figure}, csv=False)
     assert out["pdf"].read_bytes()[:5] == b"%PDF-" and out["png"].stat().st_size > 0
-    with pytest.raises(ValueError, match="params.figure"):
-        run_adapter(script, tmp_path, {"stats": str(stats)}, {"figure": "nope"})
+    with pytest.raises(ValueError, match="figure='nope'"):
+        run_adapter("fig_stats.py", tmp_path, {"stats": str(stats)}, {"figure": "nope"})
 
 
 def test_forest_options_pass_through(tmp_path):
     stats = tmp_path / "s.parquet"
     stats_rows().to_parquet(stats)
-    out = run_adapter("fig_effects.py", tmp_path, {"stats": str(stats)},
+    out = run_adapter("fig_stats.py", tmp_path, {"stats": str(stats)},
                       {"figure": "forest", "options": {"adjusted": "p_adj_experiment", "alpha": 0.5}})
     table = pd.read_csv(out["csv"], comment="#")
     assert (table["significant"] == (table["p_adj_experiment"] < 0.5)).all()

@@ -130,8 +130,9 @@ def test_plan_counts_match_the_grid():
     assert summary["generations"] == 5 * 2 * 10
     assert summary["steps"]["m"] == 5 * 2 * 10 * 4
     assert summary["gpu_hours"]["m"] == pytest.approx(400 * 2.0 / 3600)
-    # score jobs: clip_t on 5 conditions x 2 seeds x 3 shards; lpips on the 4 edited ones
-    assert summary["score_jobs"] == 30 + 24
+    # score jobs: clip_t on 5 conditions x 2 seeds x 3 shards; lpips and fid's paired feature
+    # distance on the 4 edited ones
+    assert summary["score_jobs"] == 30 + 24 + 24
 
 
 def test_gpu_claims_are_exclusive(tmp_path):
@@ -155,6 +156,9 @@ def test_gpu_claims_are_exclusive(tmp_path):
     assert second != first
     with pytest.raises(RuntimeError, match="all 2 GPUs are claimed"):
         load.claim_gpu(2, tmp_path)
+    for handle in load._HELD_LOCKS:
+        handle.close()
+    load._HELD_LOCKS.clear()
 
 
 def test_pairwise_references_cover_each_shard():

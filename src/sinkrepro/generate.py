@@ -16,6 +16,8 @@ from sinkrepro.io import atomic_dir, sha256_bytes, write_jsonl, write_parquet
 from sinkrepro.models.load import is_standin, load_pipeline
 
 MANIFEST = "manifest.jsonl"
+# Attention modules whose layers `measure_layers` counts when the condition edits nothing.
+MEASURE_MODULES = {"sd3": ("attn",), "sdxl": ("attn2",)}
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class ShardJob:
     spec: InterventionSpec
     prompts: list            # prompt rows: prompt_id, prompt_index, prompt, category
     measure_layers: tuple = ()
+    measure_modules: tuple = ()      # default: MEASURE_MODULES[family]
+    measure_blocks: str = ""
     batch_size: int = 4
     config_hash: str = ""
 
@@ -37,7 +41,14 @@ class ShardJob:
         """From the workflow's JSON-able job dict (lists where the spec has tuples)."""
         job = {k: v for k, v in job.items() if k != "dtype"}
         spec = {k: tuple(v) if isinstance(v, list) else v for k, v in job.pop("spec").items()}
-        return cls(spec=InterventionSpec(**spec), measure_layers=tuple(job.pop("measure_layers")), **job)
+        return cls(spec=InterventionSpec(**spec), measure_layers=tuple(job.pop("measure_layers")),
+                   measure_modules=tuple(job.pop("measure_modules", ())), **job)
+
+    def layer_scope(self) -> dict:
+        """An edit counts layers over its own modules; a measured baseline over the model's."""
+        if not self.spec.is_noop:
+            return {}
+        return {"modules": self.measure_modules or MEASURE_MODULES[self.family], "blocks": self.measure_blocks}
 
 
 def set_scheduler(pipe, family: str, name: str) -> None:
@@ -86,7 +97,7 @@ def run_shard(job: ShardJob, model_dir: str | Path, out_dir: str | Path, dynamic
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
             ids = [p["prompt_id"] for p in batch]
             with attach(pipe, job.spec, prompt_ids=ids, seed=job.seed, num_inference_steps=kwargs["num_inference_steps"],
-                        measure_layers=tuple(job.measure_layers)) as handle:
+                        measure_layers=tuple(job.measure_layers), **job.layer_scope()) as handle:
                 images = pipe(prompt=[p["prompt"] for p in batch], generator=generators, **kwargs).images
             dynamics += handle.dynamics_rows()
             for prompt, gen_seed, image in zip(batch, seeds, images):

@@ -15,8 +15,12 @@ from sinkrepro.attention.spec import InterventionSpec, preset_name, spec_from_co
 SAMPLER_KEYS = ("steps", "guidance", "height", "width", "scheduler", "max_sequence_length")
 SAMPLER_TAGS = {"steps": "steps", "guidance": "cfg", "height": "h", "width": "w", "scheduler": "",
                 "max_sequence_length": "seq"}
-SCORE_METRICS = ("clip_t", "hps", "imagereward", "lpips")  # per-image; "fid" is set-level
-PAIRWISE_METRICS = ("lpips",)
+SCORE_METRICS = ("clip_t", "hps", "imagereward", "lpips", "feat_l2")  # per image; "fid" is per set
+PAIRWISE_METRICS = ("lpips", "feat_l2")  # each image against its baseline partner
+# A metric named in an experiment, and the per-image score files it needs.
+PER_IMAGE = {"clip_t": ("clip_t",), "hps": ("hps",), "imagereward": ("imagereward",), "lpips": ("lpips",),
+             "fid": ("feat_l2",)}  # FID also gets the paired per-image feature distance
+SCORER_OF = {"feat_l2": "fid"}      # feat_l2 uses the FID feature extractor
 
 
 def generator_seed(seed: int, prompt_id: str, prompt_index: int, scheme: str) -> int:
@@ -25,6 +29,10 @@ def generator_seed(seed: int, prompt_id: str, prompt_index: int, scheme: str) ->
         return seed + prompt_index
     digest = hashlib.sha256(f"{seed}/{prompt_id}".encode()).hexdigest()
     return int(digest[:15], 16)
+
+
+def per_image_metrics(metrics) -> list[str]:
+    return [m for name in metrics for m in PER_IMAGE[name]]
 
 
 def _fmt(value) -> str:
@@ -184,7 +192,7 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
             _check_budget(where, spec, model_name, model_cfg, model_cfg.get("n_keys"))
             overrides = {**exp.get("sampler", {}), **sampler_over}
             cid = use(spec, overrides, seeds)
-            if set(exp["metrics"]) & set(PAIRWISE_METRICS):
+            if set(per_image_metrics(exp["metrics"])) & set(PAIRWISE_METRICS):
                 conditions[(model_name, cid)].references.add(baseline)
             preset, _ = preset_name(spec) if not spec.is_noop else ("base", {})
             item = {"condition": cid, "label": label, "preset": preset, "k": k,
@@ -218,7 +226,7 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
             "name": name, "model": model_name, "family": model_cfg["family"],
             "standin": model_cfg["source"] == "standin", "prompt_set": exp["prompts"],
             "n_prompts": len(prompt_ids), "prompt_ids": prompt_ids, "seeds": seeds, "tables": list(exp.get("tables", [])),
-            "metrics": list(exp["metrics"]), "baseline": baseline, "conditions": resolved,
+            "metrics": list(exp["metrics"]), "measure": bool(exp.get("measure")), "baseline": baseline, "conditions": resolved,
             "contrasts": contrasts, "fid_pairs": fid_pairs, "description": exp.get("description", ""),
         }
 

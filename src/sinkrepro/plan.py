@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sinkrepro.grid import PAIRWISE_METRICS, SCORE_METRICS, Grid
+from sinkrepro.grid import PAIRWISE_METRICS, Grid, per_image_metrics
 
 
 def plan_summary(grid: Grid, seconds_per_step: dict[str, float]) -> dict:
@@ -16,11 +16,9 @@ def plan_summary(grid: Grid, seconds_per_step: dict[str, float]) -> dict:
     fid_jobs = set()
     for exp in grid.experiments.values():
         conds = [exp["baseline"]] + [c["condition"] for c in exp["conditions"]]
-        for metric in exp["metrics"]:
-            if metric == "fid":
-                fid_jobs.update((exp["model"], p["condition"], p["seed"], p["reference"], p["reference_seed"])
-                                for p in exp["fid_pairs"])
-                continue
+        fid_jobs.update((exp["model"], p["condition"], p["seed"], p["reference"], p["reference_seed"])
+                        for p in exp["fid_pairs"])
+        for metric in per_image_metrics(exp["metrics"]):
             for cond in conds:
                 if metric in PAIRWISE_METRICS and cond == exp["baseline"]:
                     continue

@@ -4,7 +4,7 @@ import json
 from snakemake.utils import validate
 
 from sinkrepro.config import load_prompt_tables, validate_config
-from sinkrepro.grid import PAIRWISE_METRICS, SCORE_METRICS, build_grid, config_hash
+from sinkrepro.grid import PAIRWISE_METRICS, SCORE_METRICS, SCORER_OF, build_grid, config_hash, per_image_metrics
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -37,6 +37,7 @@ def shard_job(wildcards):
         "seed": shard.seed, "seed_scheme": config["seed_scheme"], "sampler": cond.sampler,
         "spec": cond.spec.to_dict(), "prompts": [prompts[p] for p in shard.prompt_ids],
         "measure_layers": model_cfg["measure_layers"] if cond.measure else [],
+        "measure_modules": model_cfg.get("measure_modules", []), "measure_blocks": model_cfg["measure_blocks"],
         "batch_size": config["batch_size"], "dtype": model_cfg["dtype"],
     }
     job["config_hash"] = config_hash({**job, "model_cfg": model_cfg})
@@ -56,9 +57,7 @@ def score_files(name):
     """Per-image score files of every condition, seed and shard of an experiment."""
     exp = EXPERIMENTS[name]
     files = []
-    for metric in exp["metrics"]:
-        if metric not in SCORE_METRICS:
-            continue
+    for metric in per_image_metrics(exp["metrics"]):
         for condition in experiment_conditions(name):
             if metric in PAIRWISE_METRICS and condition == exp["baseline"]:
                 continue
@@ -91,7 +90,7 @@ def scorer_config(wildcards):
 
 def score_inputs(wildcards):
     inputs = {"shard": f"results/images/{wildcards.model}/{wildcards.condition}/seed{wildcards.seed}/{wildcards.shard}",
-              "scorer": f"resources/scorers/{wildcards.metric}"}
+              "scorer": f"resources/scorers/{SCORER_OF.get(wildcards.metric, wildcards.metric)}"}
     if wildcards.metric in PAIRWISE_METRICS:
         shard = GRID.shard(wildcards.model, wildcards.condition, int(wildcards.seed), int(wildcards.shard[5:]))
         inputs["references"] = GRID.reference_shards(shard)[1]
@@ -99,7 +98,7 @@ def score_inputs(wildcards):
 
 
 def score_params(wildcards):
-    cfg = config["scorers"][wildcards.metric]
+    cfg = config["scorers"][SCORER_OF.get(wildcards.metric, wildcards.metric)]
     return {"metric": wildcards.metric, "batch_size": cfg["batch_size"], "tolerance": cfg["tolerance"]}
 
 
@@ -111,3 +110,126 @@ def fid_inputs(wildcards):
 
 def fid_params(wildcards):
     return {"batch_size": config["scorers"]["fid"]["batch_size"]}
+
+
+def scores_of(name):
+    return score_files(name) + fid_files(name)
+
+
+def experiment_scores(wildcards):
+    return scores_of(wildcards.experiment)
+
+
+def experiment_prompts(wildcards):
+    return f"results/prompts/{EXPERIMENTS[wildcards.experiment]['prompt_set']}.tsv"
+
+
+def experiment_params(wildcards):
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def scored_experiments():
+    return [name for name, exp in EXPERIMENTS.items() if exp["metrics"]]
+
+
+def weight_dirs():
+    models = {exp["model"] for exp in EXPERIMENTS.values()}
+    scorers = {m for exp in EXPERIMENTS.values() for m in exp["metrics"]}
+    return [f"resources/models/{m}" for m in sorted(models)] + [f"resources/scorers/{s}" for s in sorted(scorers)]
+
+
+def all_scores():
+    return sorted({f for name in EXPERIMENTS for f in scores_of(name)})
+
+
+# ---- paper outputs -------------------------------------------------------------------------
+from sinkrepro.paper.tables import FORMATS as TABLE_FORMATS, stats_tables
+
+DYNAMICS_FIGURES = ("curves", "position", "attribution")
+STATS_FIGURES = ("dose", "forest", "fid", "categories")
+
+
+def paper_tables():
+    return stats_tables(EXPERIMENTS[name] for name in scored_experiments())
+
+
+def figure_names(name):
+    """Which figures an experiment's data can draw."""
+    exp = EXPERIMENTS[name]
+    names = [f"dynamics_{f}" for f in DYNAMICS_FIGURES] if exp["measure"] else []
+    per_image = per_image_metrics(exp["metrics"])
+    if per_image:
+        names += ["forest", "categories"]
+        ks = {}
+        for c in exp["conditions"]:
+            ks.setdefault(c["label"], set()).add(c["k"])
+        if any(len(k) > 1 for k in ks.values()):
+            names.append("dose")
+    if exp["fid_pairs"]:
+        names.append("fid")
+    if {"clip_t", "lpips"} <= set(per_image):
+        names += [f"panels_k{c['k']}" for c in exp["contrasts"]]
+    return names
+
+
+def figure_files(name):
+    return [f"paper/figures/{name}/{fig}.{ext}" for fig in figure_names(name) for ext in ("png", "pdf")]
+
+
+def experiment_model(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["model"]
+
+
+def experiment_baseline(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["baseline"]
+
+
+def experiment_presets(wildcards):
+    return ", ".join(sorted({c["preset"] for c in EXPERIMENTS[wildcards.experiment]["conditions"]})) or "base"
+
+
+def figure_labels(wildcards):
+    metric = {"curves": "sink statistics", "position": "sink position", "attribution": "sink attribution",
+              "fid": "fid"}.get(wildcards.figure, "all")
+    dynamics = wildcards.figure in DYNAMICS_FIGURES
+    return {"figure": wildcards.figure, "k": "-" if dynamics else "all",
+            "preset": experiment_baseline(wildcards) if dynamics else experiment_presets(wildcards),
+            "metric": metric}
+
+
+def baseline_dynamics(wildcards):
+    exp = EXPERIMENTS[wildcards.experiment]
+    return [f"results/dynamics/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
+            for seed in exp["seeds"] for s in GRID.shards_of(exp["model"], exp["baseline"], seed)]
+
+
+def contrast_of(wildcards):
+    exp = EXPERIMENTS[wildcards.experiment]
+    matches = [c for c in exp["contrasts"] if str(c["k"]) == wildcards.k]
+    if not matches:
+        raise ValueError(f"experiment {wildcards.experiment} has no contrast at k={wildcards.k}")
+    return matches[0]
+
+
+def panel_inputs(wildcards):
+    exp = EXPERIMENTS[wildcards.experiment]
+    contrast = contrast_of(wildcards)
+    conditions = (exp["baseline"], contrast["condition"], contrast["control"])
+    shards = [s for c in conditions for seed in exp["seeds"] for s in GRID.shards_of(exp["model"], c, seed)]
+    scores = [f"results/scores/{metric}/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
+              for s in shards for metric in ("clip_t", "lpips")
+              if not (metric in PAIRWISE_METRICS and s.condition == exp["baseline"])]
+    return {"scores": scores, "shards": [s.path for s in shards]}
+
+
+def panel_condition(wildcards):
+    return contrast_of(wildcards)["condition"]
+
+
+def panel_control(wildcards):
+    return contrast_of(wildcards)["control"]
+
+
+def panel_labels(wildcards):
+    return {"figure": "panels", "k": wildcards.k, "preset": contrast_of(wildcards)["condition"],
+            "metric": "lpips, clip_t"}

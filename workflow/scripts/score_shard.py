@@ -12,10 +12,8 @@ from sinkrepro.scoring import score_shard  # noqa: E402
 
 params = snakemake.params.scorer  # noqa: F821
 references = snakemake.input.get("references")  # noqa: F821
-if references is not None and not isinstance(references, str):
-    if len(references) != 1:
-        raise ValueError(f"a pairwise score job takes one baseline shard, got {list(references)}")
-    references = references[0]
+if references is not None:
+    references = [references] if isinstance(references, str) else list(references)
 frame = score_shard(params["metric"], snakemake.input.scorer, snakemake.input.shard, snakemake.output[0],  # noqa: F821
                     reference_shard_dir=references, device=resolve_device(snakemake.params.device),  # noqa: F821
                     batch_size=int(params["batch_size"]), tolerance=params.get("tolerance"))

@@ -91,8 +91,10 @@ def score_shard(metric: str, scorer_dir, shard_dir, out_path=None, *, reference_
     if pairwise:
         if reference_shard_dir is None:
             raise ValueError(f"metric {metric!r} compares each image to its baseline: pass reference_shard_dir")
-        refs = Path(reference_shard_dir)
-        by_ref = pair_with_reference(entries, read_manifest(refs))
+        # the baseline images of this shard's prompts may lie in several baseline shards
+        dirs = [reference_shard_dir] if isinstance(reference_shard_dir, (str, Path)) else list(reference_shard_dir)
+        refs = ", ".join(map(str, dirs))
+        by_ref = pair_with_reference(entries, [e for d in dirs for e in read_manifest(d)])
 
     failures = _verify(entries, refs, by_ref)
     _enforce(failures, len(entries), tolerance, shard_dir)

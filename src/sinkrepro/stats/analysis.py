@@ -9,6 +9,8 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from sinkrepro.grid import per_image_metrics
+
 from .bootstrap import ratio_statistic
 from .config import StatsConfig
 from .mixed import EMPTY as EMPTY_LMM, random_intercept_fit
@@ -55,7 +57,8 @@ class _Context:
         self.name, self.baseline = experiment["name"], experiment["baseline"]
         self.conditions = {c["condition"]: c for c in experiment["conditions"]}
         self.families = family_names(experiment["conditions"])
-        wanted = experiment.get("metrics") or sorted(scores["metric"].unique())
+        # the per-image score metrics behind the configured ones (fid adds its paired feature distance)
+        wanted = per_image_metrics(experiment.get("metrics") or []) or sorted(scores["metric"].unique())
         present = set(scores["metric"])
         self.metrics = [m for m in wanted if m in present and m not in SET_LEVEL_METRICS]
 

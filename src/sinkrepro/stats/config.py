@@ -21,6 +21,7 @@ DEFAULT_MARGINS = MappingProxyType({
 # grows). One-sided tests and non-inferiority use it.
 DEFAULT_DIRECTIONS = MappingProxyType({
     "clip_t": "less", "hps": "less", "imagereward": "less", "lpips": "greater", "fid": "greater",
+    "feat_l2": "greater",
 })
 
 

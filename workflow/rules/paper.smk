@@ -1,0 +1,120 @@
+# Stage targets (used by dvc.yaml) and the paper: tables, claims, figures, all in the report.
+
+
+rule weights:
+    input:
+        weight_dirs(),
+
+
+rule images:
+    input:
+        [s.path for s in GRID.shards],
+
+
+rule scores:
+    input:
+        all_scores(),
+
+
+rule paper_tables:
+    input:
+        stats=expand("results/stats/{experiment}.parquet", experiment=scored_experiments()),
+    output:
+        [report(f"paper/tables/{table}.{ext}", caption="../report/table.rst", category="tables",
+                labels={"table": table, "format": ext}) if ext == "csv" else f"paper/tables/{table}.{ext}"
+         for table in paper_tables() for ext in TABLE_FORMATS],
+    log:
+        "logs/paper/tables.log",
+    params:
+        experiments=[EXPERIMENTS[name] for name in scored_experiments()],
+        stats=config["stats"],
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/paper_tables.py"
+
+
+rule paper_claims:
+    input:
+        stats=expand("results/stats/{experiment}.parquet", experiment=scored_experiments()),
+    output:
+        claims=report("paper/claims.md", caption="../report/claims.rst", category="claims"),
+    log:
+        "logs/paper/claims.log",
+    params:
+        experiments=[EXPERIMENTS[name] for name in scored_experiments()],
+        stats=config["stats"],
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/paper_claims.py"
+
+
+rule dynamics_figure:
+    input:
+        dynamics=baseline_dynamics,
+    output:
+        png=report("paper/figures/{experiment}/dynamics_{figure}.png", caption="../report/fig_dynamics.rst",
+                   category="{experiment}", subcategory=experiment_model, labels=figure_labels),
+        pdf="paper/figures/{experiment}/dynamics_{figure}.pdf",
+        csv="paper/figures/{experiment}/dynamics_{figure}.csv",
+    log:
+        "logs/figures/{experiment}/dynamics_{figure}.log",
+    params:
+        figure="{figure}",
+        condition=experiment_baseline,
+        model=experiment_model,
+    wildcard_constraints:
+        figure="|".join(DYNAMICS_FIGURES),
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/fig_dynamics.py"
+
+
+rule stats_figure:
+    input:
+        stats="results/stats/{experiment}.parquet",
+    output:
+        png=report("paper/figures/{experiment}/{figure}.png", caption="../report/fig_stats.rst",
+                   category="{experiment}", subcategory=experiment_model, labels=figure_labels),
+        pdf="paper/figures/{experiment}/{figure}.pdf",
+        csv="paper/figures/{experiment}/{figure}.csv",
+    log:
+        "logs/figures/{experiment}/{figure}.log",
+    params:
+        figure="{figure}",
+    wildcard_constraints:
+        figure="|".join(STATS_FIGURES),
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/fig_stats.py"
+
+
+rule panels_figure:
+    input:
+        unpack(panel_inputs),
+    output:
+        png=report("paper/figures/{experiment}/panels_k{k}.png", caption="../report/fig_panels.rst",
+                   category="{experiment}", subcategory=experiment_model, labels=panel_labels),
+        pdf="paper/figures/{experiment}/panels_k{k}.pdf",
+        csv="paper/figures/{experiment}/panels_k{k}.csv",
+    log:
+        "logs/figures/{experiment}/panels_k{k}.log",
+    params:
+        condition=panel_condition,
+        control=panel_control,
+        baseline=experiment_baseline,
+    wildcard_constraints:
+        k=r"\d+",
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/fig_panels.py"
+
+
+def final_outputs():
+    figures = [f for name in EXPERIMENTS for f in figure_files(name)]
+    tables = expand("paper/tables/{table}.{ext}", table=paper_tables(), ext=TABLE_FORMATS)
+    return tables + ["paper/claims.md"] + figures

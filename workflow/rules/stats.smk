@@ -1,0 +1,19 @@
+# Paired statistics, one job per experiment (every comparison of its conditions and contrasts).
+
+
+rule stats:
+    input:
+        scores=experiment_scores,
+        prompts=experiment_prompts,
+    output:
+        parquet="results/stats/{experiment}.parquet",
+        csv="results/stats/{experiment}.csv",
+    log:
+        "logs/stats/{experiment}.log",
+    params:
+        experiment=experiment_params,
+        stats=config["stats"],
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/stats_experiment.py"
