@@ -194,13 +194,16 @@ EVIDENCE_COLUMNS = [("experiment", "experiment"), ("condition", "condition"), ("
                     ("verdict", "row verdict")]
 
 
-def _cell(v) -> str:
+P_COLUMNS = {"p_t_1s", "p_noninferior", "p_tost"}
+
+
+def _cell(v, column: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "--"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return "<1e-4" if 0 <= v < 1e-4 else f"{v:.4g}"
+        return "<1e-4" if column in P_COLUMNS and v < 1e-4 else f"{v:.4g}"
     return str(v)
 
 
@@ -221,7 +224,7 @@ def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool) -> str:
         if len(v.rows):
             cols = [(c, h) for c, h in EVIDENCE_COLUMNS if c in v.rows.columns]
             sec += ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
-            sec += ["| " + " | ".join(_cell(r[c]) for c, _ in cols) + " |" for _, r in v.rows.iterrows()]
+            sec += ["| " + " | ".join(_cell(r[c], c) for c, _ in cols) + " |" for _, r in v.rows.iterrows()]
             sec.append("")
         sections += sec
     return "\n".join([line for line in out if line is not None] + summary + [""] + sections).lstrip("\n") + "\n"
