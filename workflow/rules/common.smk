@@ -67,10 +67,12 @@ def score_files(name):
     return sorted(set(files))
 
 
+FID_SCORES = "results/scores/fid/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.parquet"
+
+
 def fid_files(name):
     exp = EXPERIMENTS[name]
-    return [f"results/scores/fid/{exp['model']}/{p['condition']}/seed{p['seed']}"
-            f"/vs_{p['reference']}_seed{p['reference_seed']}.parquet" for p in exp["fid_pairs"]]
+    return [FID_SCORES.format(model=exp["model"], **pair) for pair in exp["fid_pairs"]]
 
 
 def dynamics_files(name):
@@ -233,3 +235,9 @@ def panel_control(wildcards):
 def panel_labels(wildcards):
     return {"figure": "panels", "k": wildcards.k, "preset": contrast_of(wildcards)["condition"],
             "metric": "lpips, clip_t"}
+
+
+def final_outputs():
+    figures = [f for name in EXPERIMENTS for f in figure_files(name)]
+    tables = expand("paper/tables/{table}.{ext}", table=paper_tables(), ext=TABLE_FORMATS)
+    return tables + ["paper/claims.md"] + figures

@@ -113,8 +113,3 @@ rule panels_figure:
     script:
         "../scripts/fig_panels.py"
 
-
-def final_outputs():
-    figures = [f for name in EXPERIMENTS for f in figure_files(name)]
-    tables = expand("paper/tables/{table}.{ext}", table=paper_tables(), ext=TABLE_FORMATS)
-    return tables + ["paper/claims.md"] + figures

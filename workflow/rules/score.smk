@@ -40,7 +40,7 @@ rule fid:
     input:
         unpack(fid_inputs),
     output:
-        "results/scores/fid/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.parquet",
+        FID_SCORES,
     log:
         "logs/fid/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.log",
     params:
