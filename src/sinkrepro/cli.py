@@ -23,12 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seconds-per-step", action="append", default=[], metavar="[MODEL=]SECONDS",
                       help="measured seconds per denoising step (one image), for GPU-hour estimates; repeatable")
     plan.set_defaults(func=cmd_plan)
-    try:
-        from sinkrepro import explore
-    except ImportError:  # the exploration commands need the attention runtime
-        explore = None
-    if explore is not None:
-        explore.add_parsers(sub)
+    from sinkrepro import explore
+
+    explore.add_parsers(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..io import write_text
 from ..stats.bootstrap import bootstrap_ci, ratio_statistic, seeded_rng
@@ -167,7 +168,7 @@ def table1_body(partials: pd.DataFrame, experiment: dict, level: float = 0.95) -
     out = out.merge(conc, on="layer").merge(mass, on="layer")
     out.insert(0, "experiment", experiment["name"])
     out.insert(1, "condition", experiment["baseline"])
-    out.insert(3, "n_seeds", base["seed"].nunique())
+    out.insert(4, "n_seeds", base["seed"].nunique())
     return out
 
 
@@ -412,9 +413,11 @@ def read_partials(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
                          "as input.dynamics")
     parts = []
     for p in paths:
-        rows = pd.read_parquet(p)
+        missing = sorted(set(NEEDED) - set(pq.read_schema(p).names))
+        if missing:
+            raise ValueError(f"{p}: missing columns {missing}; see docs/contracts.md \"Dynamics\"")
         try:
-            parts.append(reduce_rows(rows))
+            parts.append(reduce_rows(pd.read_parquet(p, columns=NEEDED)))
         except ValueError as err:
             raise ValueError(f"{p}: {err}") from None
     return pd.concat(parts, ignore_index=True)
