@@ -81,7 +81,21 @@ def _clip_config():
                           projection_dim=32, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
 
 
-def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4) -> Path:
+def sharpen_attention(attention_modules, gain: float) -> None:
+    """Scale query and key projections so logits grow by `gain`.
+
+    At the default init a tiny model's attention is nearly uniform (top-1 mass ~1/keys), so there
+    are no sinks to find. Trained DiTs have peaked attention; a gain of a few makes sinks form
+    (top-1 mass ~5% here) while the weights stay random.
+    """
+    for attn in attention_modules:
+        for name in ("to_q", "to_k", "add_q_proj", "add_k_proj"):
+            proj = getattr(attn, name, None)
+            if proj is not None:
+                proj.weight.data *= gain ** 0.5
+
+
+def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4, attention_gain: float = 4.0) -> Path:
     """Build, save and return the directory of a random-init SD3 pipeline (~30 MB)."""
     from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel,
                            StableDiffusion3Pipeline)
@@ -109,12 +123,13 @@ def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4) -> P
                                                    d_ff=128, num_layers=2, num_heads=4)),
             tokenizer_3=t5tok,
         )
+        sharpen_attention([block.attn for block in pipe.transformer.transformer_blocks], attention_gain)
         pipe.save_pretrained(tmp)
-        _mark_standin(tmp, "tiny-sd3", seed)
+        _mark_standin(tmp, "tiny-sd3", seed, attention_gain)
     return out_dir
 
 
-def build_tiny_sdxl(out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny_sdxl(out_dir: str | Path, seed: int = 0, attention_gain: float = 4.0) -> Path:
     """Build, save and return the directory of a random-init SDXL pipeline (~30 MB)."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
@@ -140,13 +155,16 @@ def build_tiny_sdxl(out_dir: str | Path, seed: int = 0) -> Path:
             text_encoder=CLIPTextModel(_clip_config()), tokenizer=tok,
             text_encoder_2=CLIPTextModelWithProjection(_clip_config()), tokenizer_2=tok,
         )
+        sharpen_attention([m for name, m in unet.named_modules() if name.endswith(("attn1", "attn2"))],
+                          attention_gain)
         pipe.save_pretrained(tmp)
-        _mark_standin(tmp, "tiny-sdxl", seed)
+        _mark_standin(tmp, "tiny-sdxl", seed, attention_gain)
     return out_dir
 
 
-def _mark_standin(model_dir: Path, name: str, seed: int) -> None:
-    write_text(model_dir / STANDIN_MARKER, json.dumps({"standin": name, "seed": seed, "random_init": True}, indent=1))
+def _mark_standin(model_dir: Path, name: str, seed: int, attention_gain: float) -> None:
+    info = {"standin": name, "seed": seed, "random_init": True, "attention_gain": attention_gain}
+    write_text(model_dir / STANDIN_MARKER, json.dumps(info, indent=1))
     for scratch in model_dir.glob("_clip_bpe"):
         for f in scratch.iterdir():
             f.unlink()
