@@ -55,7 +55,7 @@ def make_rows(condition: str, rng: int, prompts=PROMPTS, seeds=(0, 1), edited=No
     r["top5_conc"] = g.uniform(0.1, 0.5, n) + 0.1 * (r["step"] == 1) * r["layer"]  # layer 1 peaks at step 1
     r["sink_type"] = g.choice(["image", "clip", "t5", "pad"], n, p=[0.4, 0.3, 0.2, 0.1])
     image = r["sink_type"] == "image"
-    r["sink_index"] = np.where(image, g.integers(0, 4, n), 16 + g.integers(0, 20, n))
+    r["sink_index"] = np.where(image, g.integers(0, 4, n), 17 + g.integers(0, 20, n))  # 16 = the CLIP BOS
     r["sink_row"] = np.where(image, r["sink_index"] // 4, -1)
     r["sink_col"] = np.where(image, r["sink_index"] % 4, -1)
     r["bos_mass"] = r["top1_mass"] * g.uniform(0.2, 0.9, n)
@@ -266,7 +266,8 @@ def read_csv_body(path: Path) -> pd.DataFrame:
     return pd.read_csv(io.StringIO("".join(l for l in path.read_text().splitlines(True) if not l.startswith("#"))))
 
 
-@pytest.mark.parametrize("table, stem", [("table1", "table1"), ("table4", "table4"), ("table16", "table16_attribution")])
+@pytest.mark.parametrize("table, stem",
+                         [("table1", "table1"), ("table4", "table4"), ("table16", "table16_attribution")])
 def test_adapter_writes_csv_md_tex(rows, tmp_path, table, stem):
     paths = []
     for cond, g in rows.groupby("condition"):

@@ -119,8 +119,7 @@ def _per_prompt(partials: pd.DataFrame, by: list[str], ratios: dict[str, tuple[s
     """One row per (by, prompt): name -> sum(numerator) / sum(denominator) over the pooled rows."""
     cols = sorted({c for pair in ratios.values() for c in pair})
     sums = partials.groupby(by + ["prompt_id"], sort=True)[cols].sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = pd.DataFrame({name: sums[num] / sums[den].where(sums[den] > 0) for name, (num, den) in ratios.items()})
+    out = pd.DataFrame({name: sums[num] / sums[den].where(sums[den] > 0) for name, (num, den) in ratios.items()})
     return out.reset_index()
 
 
@@ -211,8 +210,8 @@ def reference_column(spec: dict) -> tuple[str | None, str]:
 _REF_SUMS = {"bos_mass": ("bos_mass_sum", "bos_mass_n"), "top1_mass": ("top1_mass_sum", "n"),
              "topk_mass": ("topk_mass_sum", "n")}
 TABLE4_COLUMNS = ["experiment", "condition", "label", "preset", "path", "eta", "k", "layers", "reference", "n",
-                  "n_seeds", "n_rows", "baseline_mass", "baseline_mass_ci_low", "baseline_mass_ci_high", "pre_edit_mass",
-                  "edited_mass", "edited_mass_ci_low", "edited_mass_ci_high", "edited_max", "zero_share", "retained",
+                  "n_seeds", "n_rows", "baseline_mass", "baseline_mass_ci_low", "baseline_mass_ci_high",
+                  "pre_edit_mass", "edited_mass", "edited_mass_ci_low", "edited_mass_ci_high", "edited_max", "zero_share", "retained",
                   "retained_ci_low", "retained_ci_high", "reduction", "reduction_factor", "reduction_ci_low",
                   "reduction_ci_high", "ci_method", "note"]
 
@@ -370,7 +369,8 @@ def _display(table: str, body: pd.DataFrame) -> pd.DataFrame:
                             "bos_mass": "CLIP-BOS mass", "share_image": "image", "share_clip": "CLIP",
                             "share_t5": "T5", "share_pad": "pad", "share_index0": "index-0 (patch 0,0)",
                             "share_bos": "CLIP BOS"},
-                           {"conc_peak_progress": "conc. peak (progress)", "mass_peak_progress": "mass peak (progress)"})
+                           {"conc_peak_progress": "conc. peak (progress)",
+                            "mass_peak_progress": "mass peak (progress)"})
     if table == "table16":
         return _ci_display(body, {"experiment": "experiment", "layer": "layer", "n": "n", "n_seeds": "seeds",
                                   "n_sinks": "sinks"},
