@@ -35,3 +35,16 @@ lint: install
 
 clean:
 	rm -rf results logs paper/tables paper/figures paper/claims.md paper/report.html .snakemake
+
+# Share weights and expensive outputs through DVC (docs/sharing.md). REMOTE=name: not the default remote.
+.PHONY: push pull touch
+SHARING := $(PY) -m sinkrepro.sharing --config $(CONFIG) $(if $(REMOTE),--remote $(REMOTE))
+
+push: install
+	$(SHARING) push
+
+pull: install
+	$(SHARING) pull
+
+touch: install
+	$(SHARING) touch
