@@ -237,7 +237,46 @@ def panel_labels(wildcards):
             "metric": "lpips, clip_t"}
 
 
+# ---- tables from measured dynamics ------------------------------------------------------------
+from sinkrepro.paper.dynamics_tables import OUTPUT_STEMS, check_experiments, dynamics_tables, experiments_filling
+
+
+check_experiments(EXPERIMENTS.values())
+DYNAMICS_TABLE_OF = {stem: table for table, stem in OUTPUT_STEMS.items()}
+
+
+def dynamics_table_experiments(wildcards):
+    return experiments_filling(DYNAMICS_TABLE_OF[wildcards.stem], EXPERIMENTS.values())
+
+
+def dynamics_table_inputs(wildcards):
+    """Table 4 reads every condition's dynamics shards; Tables 1 and 16 only the baselines'."""
+    every_condition = DYNAMICS_TABLE_OF[wildcards.stem] == "table4"
+    files = set()
+    for exp in dynamics_table_experiments(wildcards):
+        conditions = [exp["baseline"]] + ([c["condition"] for c in exp["conditions"]] if every_condition else [])
+        files |= {f"results/dynamics/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
+                  for c in conditions for seed in exp["seeds"] for s in GRID.shards_of(exp["model"], c, seed)}
+    return sorted(files)
+
+
+def dynamics_table_files():
+    """Every dynamics table output the config asks for (add to rule all)."""
+    stems = [OUTPUT_STEMS[t] for t in dynamics_tables(EXPERIMENTS.values())]
+    return expand("paper/tables/{stem}.{ext}", stem=stems, ext=("csv", "md", "tex"))
+
+
+
+
+def dynamics_table_id(wildcards):
+    return DYNAMICS_TABLE_OF[wildcards.stem]
+
+
+def dynamics_table_labels(wildcards):
+    return {"table": wildcards.stem, "format": "csv"}
+
+
 def final_outputs():
     figures = [f for name in EXPERIMENTS for f in figure_files(name)]
     tables = expand("paper/tables/{table}.{ext}", table=paper_tables(), ext=TABLE_FORMATS)
-    return tables + ["paper/claims.md"] + figures
+    return tables + dynamics_table_files() + ["paper/claims.md"] + figures

@@ -114,7 +114,7 @@ def is_standin(*frames: pd.DataFrame) -> bool:
 def save(fig: Figure, png: str | Path, pdf: str | Path) -> None:
     """Write the figure as a vector PDF and a PNG, each atomically."""
     matplotlib.rcParams.update(RC)
-    meta_pdf = {"Subject": fig.get_suptitle()}
+    meta_pdf = {"Subject": fig.get_suptitle(), "CreationDate": None}  # no date: rebuilds are byte-identical
     for path, fmt, kwargs in ((pdf, "pdf", {"metadata": meta_pdf}), (png, "png", {"dpi": PNG_DPI})):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, **kwargs)
