@@ -124,7 +124,7 @@ def plot_dose_response(stats: pd.DataFrame, title: str = "") -> Drawn:
         ax.set_xlabel("k (removal budget)")
         ax.set_ylabel(f"effect on {metric_label(metric)}")
         margin = _margin(rows)
-        ax.set_title(metric_label(metric) + (f" (margin ±{margin:g})" if np.isfinite(margin) else ""))
+        ax.set_title(metric_label(metric) + (f" (±{margin:g})" if np.isfinite(margin) else ""))
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
     finish(fig, title or "Dose response: effect against k", is_standin(stats), legend=legend_entries(axes),

@@ -122,7 +122,7 @@ def save(fig: Figure, png: str | Path, pdf: str | Path) -> None:
 
 # How each metric is named on an axis, in the order panels appear.
 METRIC_LABELS = {"clip_t": "CLIP-T", "hps": "HPS v2.1", "imagereward": "ImageReward",
-                 "lpips": "LPIPS", "fid": "FID"}
+                 "lpips": "LPIPS", "fid": "FID", "feat_l2": "feature L2 (FID net)"}
 
 
 def metric_label(metric: str) -> str:
