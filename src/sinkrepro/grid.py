@@ -97,7 +97,6 @@ class Grid:
     conditions: dict                   # (model, condition) -> Condition
     shards: list
     experiments: dict                  # name -> resolved experiment dict
-    prompts: dict                      # prompt_set -> list of prompt rows (dicts)
 
     def shard(self, model: str, condition: str, seed: int, index: int) -> Shard:
         return self._index[(model, condition, seed, index)]
@@ -119,7 +118,7 @@ class Grid:
         self._index = {(s.model, s.condition, s.seed, s.index): s for s in self.shards}
 
 
-def _expand_conditions(name: str, exp: dict, model_cfg: dict) -> list[tuple[str, InterventionSpec, dict, int | None]]:
+def _expand_conditions(name: str, exp: dict) -> list[tuple[str, InterventionSpec, dict, int | None]]:
     """(label, spec, sampler overrides, k) for each condition of an experiment, k crossed in."""
     out = []
     where = f"config.experiments.{name}.conditions"
@@ -141,7 +140,8 @@ def _expand_conditions(name: str, exp: dict, model_cfg: dict) -> list[tuple[str,
     return out
 
 
-def _check_budget(where: str, spec: InterventionSpec, model_name: str, model_cfg: dict, n_keys: int | None):
+def _check_budget(where: str, spec: InterventionSpec, model_name: str, model_cfg: dict):
+    n_keys = model_cfg.get("n_keys")
     if spec.is_noop or n_keys is None:
         return
     heads = model_cfg.get("heads", 1)
@@ -187,9 +187,9 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
         pair_seeds = sorted({s for pair in exp.get("seed_pairs", []) for s in pair} - set(seeds))
         baseline = use(InterventionSpec(), exp.get("sampler", {}), seeds + pair_seeds)
         resolved, by_label = [], {}
-        for label, spec, sampler_over, k in _expand_conditions(name, exp, model_cfg):
+        for label, spec, sampler_over, k in _expand_conditions(name, exp):
             where = f"config.experiments.{name}.conditions.{label}"
-            _check_budget(where, spec, model_name, model_cfg, model_cfg.get("n_keys"))
+            _check_budget(where, spec, model_name, model_cfg)
             overrides = {**exp.get("sampler", {}), **sampler_over}
             cid = use(spec, overrides, seeds)
             if set(per_image_metrics(exp["metrics"])) & set(PAIRWISE_METRICS):
@@ -238,7 +238,7 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
             ids = sorted(cond.prompts[seed], key=order.__getitem__)
             for i in range(0, len(ids), size):
                 shards.append(Shard(model_name, cid, seed, i // size, ids[i : i + size]))
-    return Grid(conditions, shards, experiments, prompt_tables)
+    return Grid(conditions, shards, experiments)
 
 
 def config_hash(payload: dict) -> str:
