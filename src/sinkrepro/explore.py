@@ -19,6 +19,7 @@ def _common(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="torch generator seed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--variant", default=None, help="weight-file variant the model was fetched with (e.g. fp16)")
     parser.add_argument("--modules", default=None, help="comma-separated attention modules (SD3: attn; SDXL: attn1 or attn2)")
     parser.add_argument("--blocks", default=None, help="only modules under this prefix, e.g. mid_block")
 
@@ -27,7 +28,7 @@ def _load(args):
     from sinkrepro.models.load import is_standin, load_pipeline
     from sinkrepro.provenance import STANDIN_NOTICE
 
-    pipe = load_pipeline(args.model_dir, args.family, dtype=args.dtype, device=args.device)
+    pipe = load_pipeline(args.model_dir, args.family, dtype=args.dtype, device=args.device, variant=args.variant)
     if is_standin(args.model_dir):
         print(STANDIN_NOTICE)
     return pipe

@@ -39,7 +39,7 @@ class ShardJob:
     @classmethod
     def from_params(cls, job: dict) -> "ShardJob":
         """From the workflow's JSON-able job dict (lists where the spec has tuples)."""
-        job = {k: v for k, v in job.items() if k != "dtype"}
+        job = {k: v for k, v in job.items() if k not in ("dtype", "variant")}
         spec = {k: tuple(v) if isinstance(v, list) else v for k, v in job.pop("spec").items()}
         return cls(spec=InterventionSpec(**spec), measure_layers=tuple(job.pop("measure_layers")),
                    measure_modules=tuple(job.pop("measure_modules", ())), **job)
@@ -52,7 +52,11 @@ class ShardJob:
 
 
 def set_scheduler(pipe, family: str, name: str) -> None:
-    """`default` keeps the pipeline's scheduler; others are rebuilt from its config."""
+    """`default` keeps the pipeline's scheduler; others are rebuilt from its config.
+
+    SD3's flow-matching Euler scheduler shifts its sigmas by `shift` (3.0 on SD3-medium); the
+    DPM-Solver++ flow scheduler calls the same shift `flow_shift`, so it is carried over by name.
+    """
     if name == "default":
         return
     from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
@@ -60,9 +64,11 @@ def set_scheduler(pipe, family: str, name: str) -> None:
     if family == "sd3":
         if name == "euler":
             raise ValueError("sampler.scheduler: 'euler' (EulerDiscreteScheduler) predicts epsilon and does not fit "
-                             "SD3's flow matching (paper-reference §6.11); use 'default' or 'dpmpp'")
+                             "SD3's flow matching; use 'default' or 'dpmpp'")
+        flow = dict(pipe.scheduler.config)
         pipe.scheduler = DPMSolverMultistepScheduler.from_config(
-            pipe.scheduler.config, use_flow_sigmas=True, prediction_type="flow_prediction")
+            {k: v for k, v in flow.items() if k != "shift"}, use_flow_sigmas=True,
+            prediction_type="flow_prediction", flow_shift=flow["shift"])
     else:
         cls = EulerDiscreteScheduler if name == "euler" else DPMSolverMultistepScheduler
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
@@ -83,9 +89,9 @@ def png_bytes(image) -> bytes:
 
 
 def run_shard(job: ShardJob, model_dir: str | Path, out_dir: str | Path, dynamics_path: str | Path,
-              device: str = "cpu", dtype: str = "float32") -> list[dict]:
+              device: str = "cpu", dtype: str = "float32", variant: str | None = None) -> list[dict]:
     """Generate every image of the shard; write PNGs + manifest atomically, and the dynamics table."""
-    pipe = load_pipeline(model_dir, job.family, dtype=dtype, device=device)
+    pipe = load_pipeline(model_dir, job.family, dtype=dtype, device=device, variant=variant)
     set_scheduler(pipe, job.family, job.sampler.get("scheduler", "default"))
     standin = is_standin(model_dir)
     kwargs = pipeline_kwargs(job.family, job.sampler)

@@ -38,7 +38,7 @@ def shard_job(wildcards):
         "spec": cond.spec.to_dict(), "prompts": [prompts[p] for p in shard.prompt_ids],
         "measure_layers": model_cfg["measure_layers"] if cond.measure else [],
         "measure_modules": model_cfg.get("measure_modules", []), "measure_blocks": model_cfg["measure_blocks"],
-        "batch_size": config["batch_size"], "dtype": model_cfg["dtype"],
+        "batch_size": config["batch_size"], "dtype": model_cfg["dtype"], "variant": model_cfg["variant"],
     }
     job["config_hash"] = config_hash({**job, "model_cfg": model_cfg})
     return job

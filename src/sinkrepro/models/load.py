@@ -1,7 +1,7 @@
 """Loading pipelines from local directories, and fetching hub weights once.
 
-Every generation job loads with `from_pretrained(local_dir, local_files_only=True)`: the stand-ins
-and the hub models go through the same call. Only `fetch_hub_model` touches the network.
+Every generation job loads with `from_pretrained(local_dir, variant=..., local_files_only=True)`: the
+stand-ins and the hub models go through the same call. Only `fetch_hub_model` touches the network.
 """
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def is_standin(model_dir: str | Path) -> bool:
     return (Path(model_dir) / STANDIN_MARKER).exists()
 
 
-def load_pipeline(model_dir: str | Path, family: str, dtype: str = "float32", device: str = "cpu"):
+def load_pipeline(model_dir: str | Path, family: str, dtype: str = "float32", device: str = "cpu",
+                  variant: str | None = None):
+    """`variant` (the model config's, e.g. fp16) picks the `*.{variant}.safetensors` weight files."""
     import diffusers
     import torch
 
@@ -29,10 +31,11 @@ def load_pipeline(model_dir: str | Path, family: str, dtype: str = "float32", de
     if family not in PIPELINE_CLASSES:
         raise ValueError(f"family: {family!r} is not one of {sorted(PIPELINE_CLASSES)}")
     if not (model_dir / "model_index.json").exists():
-        raise FileNotFoundError(f"{model_dir}: no model_index.json; build or fetch the model first "
-                                f"(snakemake resources/models/<name>/model_index.json)")
+        raise FileNotFoundError(f"{model_dir}: no model_index.json; build or fetch the model first with the "
+                                f"`model` rule (snakemake resources/models/<name>)")
     cls = getattr(diffusers, PIPELINE_CLASSES[family])
-    pipe = cls.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]), local_files_only=True)
+    pipe = cls.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]), variant=variant,
+                               local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -75,18 +78,33 @@ def resolve_device(device: str, lock_dir: Path = Path(tempfile.gettempdir()) / "
     return "cuda"
 
 
-def fetch_hub_model(repo: str, revision: str, out_dir: str | Path, variant: str | None = None) -> Path:
-    """Download a pinned hub snapshot into `out_dir`. Needs network and HF_TOKEN."""
+def hub_allow_patterns(variant: str | None) -> list[str] | None:
+    """The files a fetch keeps: with a variant, only its weight files (what `load_pipeline(variant=...)`
+    reads) plus configs and tokenizers; without one, the whole snapshot."""
+    return None if variant is None else [f"*{variant}*", "*.json", "*.txt", "*.model"]
+
+
+def fetch_hub_model(repo: str, revision: str, out_dir: str | Path, variant: str | None = None, gated: bool = False,
+                    where: str = "config.models.<name>") -> Path:
+    """Download a pinned hub snapshot into `out_dir`. Needs network; gated repos also need HF_TOKEN."""
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         raise RuntimeError(f"fetch {repo}: HF_HUB_OFFLINE=1 is set; unset it on a machine with network access")
-    if not os.environ.get("HF_TOKEN"):
-        raise RuntimeError(f"fetch {repo}: HF_TOKEN is not set; accept the model licence on the hub and "
-                           "export HF_TOKEN=<token> before running the fetch rule")
+    token = os.environ.get("HF_TOKEN")
+    if gated and not token:
+        raise RuntimeError(f"fetch {repo}: {where}.gated is true (the repo needs its licence accepted on the hub) "
+                           "but HF_TOKEN is not set; accept the licence and export HF_TOKEN=<token> before running "
+                           "the `model` rule")
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        snapshot_download(repo_id=repo, revision=revision, local_dir=tmp, token=os.environ["HF_TOKEN"],
-                          allow_patterns=None if variant is None else [f"*{variant}*", "*.json", "*.txt", "*.model"])
-        write_text(tmp / "sinkrepro_source.json", json.dumps({"repo": repo, "revision": revision}, indent=1))
+        try:
+            snapshot_download(repo_id=repo, revision=revision, local_dir=tmp, token=token,
+                              allow_patterns=hub_allow_patterns(variant))
+        except GatedRepoError as err:
+            raise RuntimeError(f"fetch {repo}: the repo is gated; set {where}.gated: true, accept the licence "
+                               "on the hub and export HF_TOKEN=<token>") from err
+        write_text(tmp / "sinkrepro_source.json", json.dumps({"repo": repo, "revision": revision, "variant": variant},
+                                                             indent=1))
     return out_dir

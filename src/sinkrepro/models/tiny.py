@@ -4,7 +4,9 @@ tiny-sd3 keeps SD3's structure: SD3Transformer2DModel joint attention over
 [image tokens, 77 CLIP tokens, T5 tokens], two CLIP text encoders with the real CLIP tokenizer
 (rebuilt from open_clip's BPE file), a tiny T5 encoder with its own tokenizer and a 16-channel VAE.
 tiny-sdxl keeps a UNet with self- (attn1) and cross-attention (attn2) and a mid block.
-Both are saved with save_pretrained and loaded with from_pretrained, like the hub models.
+Both are saved with save_pretrained and loaded with from_pretrained, like the hub models; with a
+`variant` (fp16) they are saved in the hub layout of such a model: fp16 tensors in
+`*.fp16.safetensors` files (e.g. unet/diffusion_pytorch_model.fp16.safetensors).
 """
 from __future__ import annotations
 
@@ -95,7 +97,8 @@ def sharpen_attention(attention_modules, gain: float) -> None:
                 proj.weight.data *= gain ** 0.5
 
 
-def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4, attention_gain: float = 4.0) -> Path:
+def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4, attention_gain: float = 4.0,
+                   variant: str | None = None) -> Path:
     """Build, save and return the directory of a random-init SD3 pipeline (~30 MB)."""
     from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel,
                            StableDiffusion3Pipeline)
@@ -124,12 +127,13 @@ def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4, atte
             tokenizer_3=t5tok,
         )
         sharpen_attention([block.attn for block in pipe.transformer.transformer_blocks], attention_gain)
-        pipe.save_pretrained(tmp)
+        _save(pipe, tmp, variant)
         _mark_standin(tmp, "tiny-sd3", seed, attention_gain)
     return out_dir
 
 
-def build_tiny_sdxl(out_dir: str | Path, seed: int = 0, attention_gain: float = 4.0) -> Path:
+def build_tiny_sdxl(out_dir: str | Path, seed: int = 0, attention_gain: float = 4.0,
+                    variant: str | None = None) -> Path:
     """Build, save and return the directory of a random-init SDXL pipeline (~30 MB)."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
@@ -157,9 +161,15 @@ def build_tiny_sdxl(out_dir: str | Path, seed: int = 0, attention_gain: float = 
         )
         sharpen_attention([m for name, m in unet.named_modules() if name.endswith(("attn1", "attn2"))],
                           attention_gain)
-        pipe.save_pretrained(tmp)
+        _save(pipe, tmp, variant)
         _mark_standin(tmp, "tiny-sdxl", seed, attention_gain)
     return out_dir
+
+
+def _save(pipe, out_dir: Path, variant: str | None) -> None:
+    if variant == "fp16":
+        pipe.to(torch.float16)
+    pipe.save_pretrained(out_dir, variant=variant)
 
 
 def _mark_standin(model_dir: Path, name: str, seed: int, attention_gain: float) -> None:
