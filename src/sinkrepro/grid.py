@@ -21,6 +21,7 @@ PAIRWISE_METRICS = ("lpips", "feat_l2")  # each image against its baseline partn
 PER_IMAGE = {"clip_t": ("clip_t",), "hps": ("hps",), "imagereward": ("imagereward",), "lpips": ("lpips",),
              "fid": ("feat_l2",)}  # FID also gets the paired per-image feature distance
 SCORER_OF = {"feat_l2": "fid"}      # feat_l2 uses the FID feature extractor
+SAMPLER_DEFAULTS = {"scheduler": "default"}  # what a model's sampler means when it leaves a key out
 
 
 def generator_seed(seed: int, prompt_id: str, prompt_index: int, scheme: str) -> int:
@@ -37,6 +38,11 @@ def per_image_metrics(metrics) -> list[str]:
 
 def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def resolved_overrides(overrides: dict, model_sampler: dict) -> dict:
+    """The overrides that change the model's sampler: one equal to its default is no override."""
+    return {k: v for k, v in overrides.items() if v != model_sampler.get(k, SAMPLER_DEFAULTS.get(k))}
 
 
 def condition_id(spec: InterventionSpec, sampler_overrides: dict) -> str:
@@ -171,6 +177,7 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
         seeds = list(exp["seeds"])
 
         def use(spec: InterventionSpec, overrides: dict, seed_list) -> str:
+            overrides = resolved_overrides(overrides, model_cfg["sampler"])  # named by the resolved sampler
             cid = condition_id(spec, overrides)
             key = (model_name, cid)
             if key not in conditions:
