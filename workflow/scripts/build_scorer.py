@@ -12,8 +12,8 @@ source = cfg.get("source", "standin")
 if source == "standin":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     build_standin_scorers(out.parent, seed=int(cfg.get("seed", 0)), metrics=[cfg["metric"]])
-elif source == "hub":  # needs network and HF_TOKEN; fails early otherwise
-    fetch_scorer_weights(cfg["metric"], out)
+elif source == "hub":  # needs network; fails early otherwise. Checks the pinned sha256 of each file.
+    fetch_scorer_weights(cfg["metric"], out, revision=cfg["revision"], sha256=cfg["sha256"])
 else:  # "local": the directory is supplied (dvc pull), never made here
     raise FileNotFoundError(f"{out} is missing: `dvc pull {out}`, or set scorers.{cfg['metric']}.source: hub to fetch it")
 logging.info("%s scorer ready (%s): %s", cfg["metric"], cfg.get("source", "standin"), (out / "scorer.json").read_text())

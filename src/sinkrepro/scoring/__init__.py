@@ -1,7 +1,7 @@
 """Image scorers (CLIP-T, HPS v2.1, ImageReward, LPIPS, FID-shift + paired feature distance).
 
     build_standin_scorers(out_dir, seed=0) -> {metric: dir}      offline, seconds, a few MB each
-    fetch_scorer_weights(metric, out_dir) -> dir                 real weights (network + HF_TOKEN)
+    fetch_scorer_weights(metric, out_dir, revision, sha256) -> dir   real weights (network), pinned
     score_shard(metric, scorer_dir, shard_dir, out_path, ...)    one row per image (parquet)
     score_fid(scorer_dir, shard_dirs, reference_shard_dirs, out_path, ...)   one row per set pair
 Per-image metrics: clip_t, hps, imagereward, lpips and feat_l2 (the last two need the baseline shard).
