@@ -23,7 +23,6 @@ from sinkrepro.io import atomic_path, sha256_bytes, sha256_file, write_text
 
 COLUMNS = ("prompt_id", "prompt_index", "prompt", "category")
 CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
-FILE_SOURCES = ("geneval", "list")  # read from a pinned url or a local path
 FETCH_COMMAND = "sinkrepro fetch-prompts CONFIG"
 
 
@@ -54,20 +53,14 @@ def fetch_pinned(url: str, sha256: str, where: str, cache_dir: Path | None = Non
     return data
 
 
-def check_source(cfg: dict, where: str) -> None:
-    """A geneval/list set names exactly one of url (with sha256) or path."""
-    if cfg["source"] not in FILE_SOURCES:
-        return
+def read_source(cfg: dict, where: str, root: Path, cache_dir: Path | None) -> bytes:
+    """The file of a geneval/list set: exactly one of a pinned url (with sha256) or a local path."""
     if ("url" in cfg) == ("path" in cfg):
         raise ValueError(f"{where}: give exactly one of url (with sha256) or path, not "
                          f"{'both' if 'url' in cfg else 'neither'}; e.g. path: config/prompts/standin_geneval.jsonl")
-    if "url" in cfg and "sha256" not in cfg:
-        raise ValueError(f"{where}.sha256: required with url; pin the file's sha256 (sha256sum FILE)")
-
-
-def read_source(cfg: dict, where: str, root: Path, cache_dir: Path | None) -> bytes:
-    check_source(cfg, where)
     if "url" in cfg:
+        if "sha256" not in cfg:
+            raise ValueError(f"{where}.sha256: required with url; pin the file's sha256 (sha256sum FILE)")
         return fetch_pinned(cfg["url"], cfg["sha256"], where, cache_dir)
     path = root / cfg["path"]
     if not path.is_file():
