@@ -84,7 +84,7 @@ def test_sdxl_loads_from_fp16_variant_files_through_the_workflow_loader(sdxl_fp1
     image = pipe(prompt=["a red teapot"], num_inference_steps=2, height=64, width=64, output_type="np",
                  generator=[torch.Generator().manual_seed(0)]).images
     assert image.shape == (1, 64, 64, 3) and np.isfinite(image).all()
-    with pytest.raises(Exception):  # without the variant there are no weights to read
+    with pytest.raises(OSError, match=r"cannot load with variant=None .* `variant` must name the weight files"):
         load_pipeline(sdxl_fp16_dir, "sdxl", variant=None)
 
 

@@ -34,8 +34,13 @@ def load_pipeline(model_dir: str | Path, family: str, dtype: str = "float32", de
         raise FileNotFoundError(f"{model_dir}: no model_index.json; build or fetch the model first with the "
                                 f"`model` rule (snakemake resources/models/<name>)")
     cls = getattr(diffusers, PIPELINE_CLASSES[family])
-    pipe = cls.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]), variant=variant,
-                               local_files_only=True)
+    try:
+        pipe = cls.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]), variant=variant,
+                                   local_files_only=True)
+    except OSError as err:
+        raise OSError(f"{model_dir}: cannot load with variant={variant!r} ({err}); the model config's `variant` "
+                      f"must name the weight files the directory holds (e.g. variant: fp16 for "
+                      f"*.fp16.safetensors)") from err
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
