@@ -15,6 +15,15 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_twin(args) -> int:
+    from sinkrepro.twin import write_twin
+
+    text = write_twin(args.config, args.output)
+    if args.output is None:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sinkrepro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -23,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seconds-per-step", action="append", default=[], metavar="[MODEL=]SECONDS",
                       help="measured seconds per denoising step (one image), for GPU-hour estimates; repeatable")
     plan.set_defaults(func=cmd_plan)
+    twin = sub.add_parser("twin", help="write the stand-in twin of a paper config (docs/twin.md)")
+    twin.add_argument("config", help="a paper config, e.g. config/paper.yaml")
+    twin.add_argument("-o", "--output", help="write the twin here (default: print it)")
+    twin.set_defaults(func=cmd_twin)
     from sinkrepro import explore
 
     explore.add_parsers(sub)
