@@ -12,10 +12,10 @@ CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "
 
 
 def geneval_prompts(n: int) -> pd.DataFrame:
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "geneval" / "evaluation_metadata.jsonl"
-    if not path.exists():
-        path = Path("/work/shared/data/geneval/evaluation_metadata.jsonl")
-    rows = [json.loads(line) for line in path.read_text().splitlines()[:: 553 // n][:n]]
+    """n prompts spread evenly over our stand-in GenEval-format file (every category for n >= 6)."""
+    path = Path(__file__).resolve().parents[1] / "config" / "prompts" / "standin_geneval.jsonl"
+    lines = path.read_text().splitlines()
+    rows = [json.loads(lines[i * len(lines) // n]) for i in range(n)]
     return pd.DataFrame({"prompt_id": [f"geneval-{i:04d}" for i in range(n)],
                          "prompt": [r["prompt"] for r in rows], "category": [r["tag"] for r in rows]})
 

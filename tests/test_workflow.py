@@ -1,5 +1,8 @@
 """The workflow itself: a whole run on a tiny config, then incremental reruns, lint, and the paper plan."""
+import hashlib
+import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -12,12 +15,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-SHARED = REPO.parent / "shared" / "data"
-PROMPT_SOURCES = {  # sha256 -> file, as config/paper.yaml pins them
-    "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13": SHARED / "geneval" / "evaluation_metadata.jsonl",
-    "4066159c68a40c0c83fca569311159ef44c96bbecd4c55492252bc9c36f4ad8c":
-        SHARED / "paper-prompts" / "prompts_geneval_balanced_100.txt",
-}
+# GenEval's category sizes in its order, and the paper's balanced-100 draw per category
+GENEVAL_SIZES = {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94, "position": 100,
+                 "color_attr": 100}
+BALANCED_SIZES = {"single_object": 20, "two_object": 20, "counting": 15, "colors": 15, "position": 15,
+                  "color_attr": 15}
 
 PROMPTS = """prompt_id\tprompt\tcategory
 t0\ta photo of a teapot\tsingle_object
@@ -131,19 +133,61 @@ def test_lint_is_clean():
     assert done.returncode == 0 and "Congratulations" in done.stdout + done.stderr, done.stdout + done.stderr
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared prompt data not beside the checkout")
-def test_paper_config_plans_the_whole_grid(tmp_path):
-    cache = tmp_path / "resources" / "prompts" / "sources"
-    cache.mkdir(parents=True)
-    for sha, source in PROMPT_SOURCES.items():
-        shutil.copy(source, cache / sha)
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    out = snakemake(tmp_path, "--configfile", "config/paper.yaml", "-n")
+def synthetic_paper_prompts(folder: Path) -> dict[str, Path]:
+    """Files shaped like the paper's two prompt sources: 553 GenEval-format lines, and a shuffled
+    balanced 100 of them (made up here; the real files are downloaded only by a user)."""
+    folder.mkdir()
+    items = [{"tag": tag, "include": [{"class": f"thing{i}", "count": 1}], "prompt": f"a photo of {tag} {i}"}
+             for tag, n in GENEVAL_SIZES.items() for i in range(n)]
+    rng = random.Random(0)
+    balanced = [p for tag, n in BALANCED_SIZES.items()
+                for p in rng.sample([it["prompt"] for it in items if it["tag"] == tag], n)]
+    rng.shuffle(balanced)
+    (folder / "geneval.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
+    (folder / "balanced100.txt").write_text("\n".join(balanced) + "\n")
+    return {"geneval": folder / "geneval.jsonl", "balanced100": folder / "balanced100.txt"}
+
+
+def sinkrepro(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sinkrepro.cli", *args], capture_output=True, text=True,
+                          cwd=workdir, timeout=300)
+
+
+def test_paper_config_plans_offline_once_its_prompt_sources_are_cached(tmp_path):
+    """config/paper.yaml as shipped, except that its two pinned sources are synthetic files behind
+    file:// URLs (sha256 pinned to them), which vanish to play a machine without network."""
+    sources = synthetic_paper_prompts(tmp_path / "upstream")
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    for name, path in sources.items():
+        config["prompt_sets"][name].update(url=path.as_uri(), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    work = tmp_path / "work"
+    (work / "config").mkdir(parents=True)
+    (work / "config" / "paper.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    offline = tmp_path / "offline"
+    sources["geneval"].parent.rename(offline)
+
+    # not cached and unreachable: both commands name the set, its url and the command that fetches it
+    failed = sinkrepro(work, "plan", "config/paper.yaml")
+    assert failed.returncode == 2
+    assert f"config.prompt_sets.geneval.url: cannot read {sources['geneval'].as_uri()}" in failed.stderr
+    assert "sinkrepro fetch-prompts CONFIG" in failed.stderr
+    dry = subprocess.run([*SNAKEMAKE, "--directory", str(work), "--configfile", str(work / "config" / "paper.yaml"),
+                          "-n"], capture_output=True, text=True, timeout=300)
+    assert dry.returncode != 0 and sources["geneval"].as_uri() in dry.stdout + dry.stderr
+    assert "sinkrepro fetch-prompts CONFIG" in dry.stdout + dry.stderr
+
+    offline.rename(sources["geneval"].parent)
+    fetched = sinkrepro(work, "fetch-prompts", "config/paper.yaml")
+    assert fetched.returncode == 0, fetched.stderr
+    assert "geneval: 553 prompts" in fetched.stdout and "balanced100: 100 prompts" in fetched.stdout
+    sources["geneval"].parent.rename(offline)
+
+    out = snakemake(work, "--configfile", str(work / "config" / "paper.yaml"), "-n")
     jobs = planned(out)
     assert jobs["generate"] > 300 and jobs["stats"] == 16
     tables = set(re.findall(r"paper/tables/(table\d+)\.csv", out))
     assert {f"table{i}" for i in (2, 3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)} <= tables
-    plan = subprocess.run([sys.executable, "-m", "sinkrepro.cli", "plan", "config/paper.yaml"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    plan = sinkrepro(work, "plan", "config/paper.yaml")
+    assert plan.returncode == 0, plan.stderr
     generations = int(re.search(r"^generations: (\d+)$", plan.stdout, re.M).group(1))
     assert generations <= 6000  # the authors' scripts need about 8,822

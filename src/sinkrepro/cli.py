@@ -1,4 +1,4 @@
-"""`sinkrepro plan CONFIG` and the exploration commands (`sinks`, `generate`)."""
+"""`sinkrepro plan CONFIG`, `sinkrepro fetch-prompts CONFIG` and the exploration commands (`sinks`, `generate`)."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,17 @@ def cmd_twin(args) -> int:
     return 0
 
 
+def cmd_fetch_prompts(args) -> int:
+    from sinkrepro.config import PROMPT_CACHE, load_config
+    from sinkrepro.prompts import load_prompt_set
+
+    sets = load_config(args.config)["prompt_sets"]
+    for name in sets:
+        print(f"{name}: {len(load_prompt_set(name, sets, cache_dir=PROMPT_CACHE))} prompts")
+    print(f"prompt sources cached in {PROMPT_CACHE}; `sinkrepro plan` and `snakemake -n` now work offline")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sinkrepro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     twin.add_argument("config", help="a paper config, e.g. config/paper.yaml")
     twin.add_argument("-o", "--output", help="write the twin here (default: print it)")
     twin.set_defaults(func=cmd_twin)
+    fetch = sub.add_parser("fetch-prompts", help="download every pinned prompt source of a config into the "
+                           "local cache (once, with network), so planning works offline")
+    fetch.add_argument("config", help="a workflow config, e.g. config/paper.yaml")
+    fetch.set_defaults(func=cmd_fetch_prompts)
     from sinkrepro import explore
 
     explore.add_parsers(sub)

@@ -2,11 +2,14 @@
 
 Sources:
 - `local`: a TSV of ours with columns prompt_id, prompt, category.
-- `geneval`: GenEval's evaluation_metadata.jsonl at a pinned URL + sha256; ids `geneval-NNN`
-  (0-based line index), category = GenEval tag.
-- `list`: a one-prompt-a-line text file (URL + sha256); each line is looked up by exact text in
-  another set (`lookup`), so it keeps that set's ids and categories and shares its images.
+- `geneval`: a file in GenEval's evaluation_metadata.jsonl format; ids `geneval-NNN` (0-based line
+  index), category = GenEval tag.
+- `list`: a one-prompt-a-line text file; each line is looked up by exact text in another set
+  (`from`), so it keeps that set's ids and categories and shares its images.
 - `subset`: the first `first` rows of another set.
+`geneval` and `list` files come either from a pinned `url` + `sha256` (downloaded once into a
+content-addressed cache) or from a `path` relative to the working directory (our stand-in files in
+config/prompts/; an optional `sha256` is checked too).
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from sinkrepro.io import atomic_path, sha256_bytes, sha256_file, write_text
 
 COLUMNS = ("prompt_id", "prompt_index", "prompt", "category")
 CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+FILE_SOURCES = ("geneval", "list")  # read from a pinned url or a local path
+FETCH_COMMAND = "sinkrepro fetch-prompts CONFIG"
 
 
 def fetch_pinned(url: str, sha256: str, where: str, cache_dir: Path | None = None) -> bytes:
@@ -35,8 +40,10 @@ def fetch_pinned(url: str, sha256: str, where: str, cache_dir: Path | None = Non
         with urllib.request.urlopen(url, timeout=60) as response:
             data = response.read()
     except OSError as err:
-        raise RuntimeError(f"{where}.url: cannot read {url}: {err}. Check the network, or point url at a "
-                           f"local copy with a file:// URL") from err
+        cache = f" and is not cached in {cache_dir}" if cache_dir else ""
+        raise RuntimeError(f"{where}.url: cannot read {url} ({err}){cache}. On a machine with network, run "
+                           f"`{FETCH_COMMAND}` once (it caches every prompt source), or set path: to a local "
+                           f"copy instead of url") from err
     got = sha256_bytes(data)
     if got != sha256:
         raise ValueError(f"{where}.sha256: {url} has sha256 {got}, expected {sha256}; the file changed upstream "
@@ -44,6 +51,30 @@ def fetch_pinned(url: str, sha256: str, where: str, cache_dir: Path | None = Non
     if cached:
         with atomic_path(cached) as tmp:
             tmp.write_bytes(data)
+    return data
+
+
+def check_source(cfg: dict, where: str) -> None:
+    """A geneval/list set names exactly one of url (with sha256) or path."""
+    if cfg["source"] not in FILE_SOURCES:
+        return
+    if ("url" in cfg) == ("path" in cfg):
+        raise ValueError(f"{where}: give exactly one of url (with sha256) or path, not "
+                         f"{'both' if 'url' in cfg else 'neither'}; e.g. path: config/prompts/standin_geneval.jsonl")
+    if "url" in cfg and "sha256" not in cfg:
+        raise ValueError(f"{where}.sha256: required with url; pin the file's sha256 (sha256sum FILE)")
+
+
+def read_source(cfg: dict, where: str, root: Path, cache_dir: Path | None) -> bytes:
+    check_source(cfg, where)
+    if "url" in cfg:
+        return fetch_pinned(cfg["url"], cfg["sha256"], where, cache_dir)
+    path = root / cfg["path"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}.path: {path} is not a file (paths are relative to the working directory)")
+    data = path.read_bytes()
+    if "sha256" in cfg and sha256_bytes(data) != cfg["sha256"]:
+        raise ValueError(f"{where}.sha256: {path} has sha256 {sha256_bytes(data)}, expected {cfg['sha256']}")
     return data
 
 
@@ -94,7 +125,7 @@ def load_prompt_set(name: str, sets: dict, root: Path = Path("."), cache_dir: Pa
     if source == "local":
         return parse_local(root / cfg["path"], where)
     if source == "geneval":
-        return parse_geneval(fetch_pinned(cfg["url"], cfg["sha256"], where, cache_dir))
+        return parse_geneval(read_source(cfg, where, root, cache_dir))
     reference = load_prompt_set(cfg["from"], sets, root, cache_dir, _seen + (name,))
     if source == "subset":
         rows = reference
@@ -102,7 +133,7 @@ def load_prompt_set(name: str, sets: dict, root: Path = Path("."), cache_dir: Pa
             rows = [r for r in rows if r["category"] in cfg["categories"]]
         return rows[: cfg.get("first") or len(rows)]
     if source == "list":
-        lines = [ln for ln in fetch_pinned(cfg["url"], cfg["sha256"], where, cache_dir).decode().splitlines() if ln.strip()]
+        lines = [ln for ln in read_source(cfg, where, root, cache_dir).decode().splitlines() if ln.strip()]
         return lookup_lines(lines, reference, where)
     raise ValueError(f"{where}.source: {source!r} is not one of local, geneval, list, subset")
 
