@@ -196,7 +196,7 @@ def write_twin(paper_path: str | Path, out_path: str | Path | None = None, root:
     validate_config(copy.deepcopy(paper))
     twin = make_twin(paper, root)
     validate_config(copy.deepcopy(twin))
-    text = HEADER.format(source=paper_path) + yaml.safe_dump(twin, sort_keys=False, width=110)
+    text = HEADER.format(source=paper_path) + yaml.safe_dump(twin, sort_keys=False, default_flow_style=None, width=110)
     if out_path is not None:
         write_text(out_path, text)
     return text
