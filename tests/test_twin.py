@@ -2,8 +2,10 @@
 on stand-ins; and (slow) the whole twin run from nothing to every paper output."""
 import copy
 import itertools
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,11 +16,12 @@ from sinkrepro import layout
 from sinkrepro.attention.runtime import in_window
 from sinkrepro.config import load_prompt_tables, validate_config
 from sinkrepro.grid import build_grid
+from sinkrepro.plan import jobs_per_rule
 from sinkrepro.io import read_jsonl, sha256_bytes, write_jsonl
 from sinkrepro.scoring import score_fid, score_shard, score_shard_metrics
 from sinkrepro.twin import MODEL_PREFIX, make_twin
 from test_scoring import make_shard, scorers  # noqa: F401  (a fixture)
-from test_workflow import synthetic_paper_prompts
+from test_workflow import planned, snakemake, synthetic_paper_prompts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -186,3 +189,64 @@ def test_one_score_job_scores_each_metric_on_its_prompts(scorers, tmp_path):  # 
         alone = alone[alone["prompt_id"].isin(opts["prompt_ids"])].reset_index(drop=True)
         mine = frame[frame["metric"] == metric].reset_index(drop=True)
         assert mine[["prompt_id", "value"]].equals(alone[["prompt_id", "value"]])
+
+
+# --- the whole twin, from nothing to every paper output (slow: runs in CI) -------------------------
+PAPER_TABLES = [f"table{i}" for i in range(1, 21) if i != 8] + ["table16_attribution"]
+
+
+@pytest.fixture(scope="module")
+def twin_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("twin")
+    shutil.copytree(REPO / "config" / "prompts", work / "config" / "prompts")
+    twin = subprocess.run([sys.executable, "-m", "sinkrepro.cli", "twin", str(REPO / "config" / "paper.yaml"),
+                           "-o", str(work / "twin.yaml")], capture_output=True, text=True, timeout=120)
+    assert twin.returncode == 0, twin.stderr
+    started = time.monotonic()
+    log = snakemake(work, "--configfile", "twin.yaml")
+    snakemake(work, "--configfile", "twin.yaml", "--report", "paper/report.html")
+    print(f"twin run: {time.monotonic() - started:.0f} s")
+    return work, log
+
+
+@pytest.mark.slow
+def test_twin_fills_every_paper_output(twin_run):
+    work, log = twin_run
+    for table in PAPER_TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert "stand-in" in (work / "paper" / "tables" / f"{table}.{ext}").read_text().splitlines()[0], table
+    claims = (work / "paper" / "claims.md").read_text()
+    assert claims.startswith("WARNING: made with random-init stand-in models")
+    assert "not run in this config" not in claims
+    config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
+    grid = build_grid(config, load_prompt_tables(config, work))
+    for path in layout.paper_outputs(grid):
+        assert (work / path).exists(), path
+    assert (work / "paper" / "report.html").stat().st_size > 0
+    # one score job per scored shard, never more than the generate jobs
+    counts = planned(log)
+    assert counts["score"] <= counts["generate"]
+    assert {rule: n for rule, n in counts.items() if rule not in ("all", "default", "total")} == jobs_per_rule(grid)
+
+
+@pytest.mark.slow
+def test_twin_fid_sets_hold_exactly_their_experiments_images(twin_run):
+    work, _ = twin_run
+    config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
+    grid = build_grid(config, load_prompt_tables(config, work))
+    checked = 0
+    for exp in grid.experiments.values():
+        for job in layout.fid_jobs(exp):
+            row = pd.read_parquet(work / job.path).iloc[0]
+            hashes = sorted(r["sha256"] + "\n" for d in layout.fid_set_dirs(grid, job)
+                            for r in read_jsonl(work / d / "manifest.jsonl") if r["prompt_id"] in exp["prompt_ids"])
+            assert row["n_images"] == row["n_reference"] == exp["n_prompts"] == len(hashes)
+            assert row["image_sha256"] == sha256_bytes("".join(hashes).encode())
+            checked += 1
+    assert checked >= 25
+
+
+@pytest.mark.slow
+def test_twin_rerun_has_nothing_to_do(twin_run):
+    work, _ = twin_run
+    assert "Nothing to be done" in snakemake(work, "--configfile", "twin.yaml", "-n")
