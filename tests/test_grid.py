@@ -4,10 +4,11 @@ import copy
 import pytest
 import yaml
 
+from sinkrepro import layout
 from sinkrepro.attention.spec import InterventionSpec, spec_from_config
 from sinkrepro.config import validate_config
-from sinkrepro.grid import build_grid, condition_id, generator_seed
-from sinkrepro.plan import plan_summary
+from sinkrepro.grid import PAIRWISE_METRICS, build_grid, condition_id, generator_seed, per_image_metrics
+from sinkrepro.plan import jobs_per_rule, plan_summary
 
 PROMPTS = {"p": [{"prompt_id": f"p{i}", "prompt_index": i, "prompt": f"prompt {i}", "category": "colors"}
                  for i in range(10)]}
@@ -21,7 +22,7 @@ models:
       sampler: {steps: 4, guidance: 7.0, height: 64, width: 64}}
 prompt_sets:
   p: {source: local, path: unused.tsv}
-scorers: {clip_t: {}, lpips: {}, fid: {}}
+scorers: {clip_t: {}, lpips: {}, fid: {}, imagereward: {}}
 experiments:
   a:
     model: m
@@ -69,11 +70,11 @@ def test_equivalent_specs_share_a_name():
 
 
 def test_adding_a_k_or_seed_only_adds_shards():
-    before = {s.path: s.prompt_ids for s in grid(base_config()).shards}
+    before = {layout.image_dir(s): s.prompt_ids for s in grid(base_config()).shards}
     more = base_config()
     more["experiments"]["a"]["k"] = [1, 5, 10]
     more["experiments"]["a"]["seeds"] = [0, 1, 2]
-    after = {s.path: s.prompt_ids for s in grid(more).shards}
+    after = {layout.image_dir(s): s.prompt_ids for s in grid(more).shards}
     assert all(after[p] == ids for p, ids in before.items())
     new = set(after) - set(before)
     assert new and all("k10" in p or "seed2" in p for p in new)
@@ -130,9 +131,37 @@ def test_plan_counts_match_the_grid():
     assert summary["generations"] == 5 * 2 * 10
     assert summary["steps"]["m"] == 5 * 2 * 10 * 4
     assert summary["gpu_hours"]["m"] == pytest.approx(400 * 2.0 / 3600)
-    # score jobs: clip_t on 5 conditions x 2 seeds x 3 shards; lpips and fid's paired feature
-    # distance on the 4 edited ones
-    assert summary["score_jobs"] == 30 + 24 + 24
+    # one score job per shard (5 conditions x 2 seeds x 3 shards), every metric in it
+    assert summary["score_jobs"] == summary["generate_jobs"] == 30
+    jobs = jobs_per_rule(grid(cfg))
+    assert jobs["fid"] == 4 * 2 and jobs["stats"] == 2 and jobs["scorer"] == 3 and jobs["model"] == 1
+
+
+def needed_scores(g) -> set:
+    """Naive oracle: every (model, condition, seed, prompt, metric) some experiment reads."""
+    out = set()
+    for exp in g.experiments.values():
+        for cond in [exp["baseline"]] + [c["condition"] for c in exp["conditions"]]:
+            for metric in per_image_metrics(exp["metrics"]):
+                if metric in PAIRWISE_METRICS and cond == exp["baseline"]:
+                    continue
+                out |= {(exp["model"], cond, seed, p, metric) for seed in exp["seeds"] for p in exp["prompt_ids"]}
+    return out
+
+
+def test_score_jobs_score_each_metric_on_the_prompts_that_need_it():
+    cfg = base_config()
+    cfg["experiments"]["b"]["metrics"] = ["clip_t", "imagereward"]  # b: 6 of a's 10 prompts, seed 0
+    g = grid(cfg)
+    work = layout.score_work(g)
+    planned = {key[:3] + (p, metric) for key, metrics in work.items() for metric, ids in metrics.items() for p in ids}
+    assert planned == needed_scores(g)
+    assert work[("m", "base", 0, 1)] == {"clip_t": ["p4", "p5", "p6", "p7"], "imagereward": ["p4", "p5"]}
+    assert work[("m", "base", 0, 2)] == {"clip_t": ["p8", "p9"]}
+    assert "imagereward" not in work[("m", "base", 1, 1)]
+    # each prompt id sits in the shard its score job reads
+    for key, metrics in work.items():
+        assert {p for ids in metrics.values() for p in ids} <= set(g.shard(*key).prompt_ids)
 
 
 def test_gpu_claims_are_exclusive(tmp_path):
@@ -169,6 +198,6 @@ def test_pairwise_references_cover_each_shard():
     for shard in g.shards:
         if shard.condition == "base":
             continue
-        reference, paths = g.reference_shards(shard)
-        covered = {p for path in paths for s in g.shards if s.path == path for p in s.prompt_ids}
-        assert reference == "base" and set(shard.prompt_ids) <= covered
+        paths = layout.reference_dirs(g, shard, shard.prompt_ids)
+        covered = {p for path in paths for s in g.shards if layout.image_dir(s) == path for p in s.prompt_ids}
+        assert all("/base/" in path for path in paths) and set(shard.prompt_ids) <= covered

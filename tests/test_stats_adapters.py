@@ -69,3 +69,25 @@ def test_paper_tables_adapter_rejects_undeclared_layout(stats_file):
     with pytest.raises(SystemExit, match="table99.csv"):
         run("paper_tables.py", input={"stats": [out["parquet"]]}, output=wrong,
             params={"experiments": [exp], "stats": STATS}, log=tmp / "tables2.log")
+
+
+def test_stats_read_only_the_experiments_own_prompts_and_seeds(tmp_path):
+    """A shared condition's shards also hold other experiments' prompts and seeds (not in this
+    experiment's prompt table): the stats are those of the experiment's own rows."""
+    exp = make_experiment(ks=(1, 5), seeds=(0,), n_prompts=6, metrics=("clip_t", "lpips"))
+    exp["prompt_ids"] = [f"p{i:03d}" for i in range(6)]
+    own = make_scores(exp, {("clip_t", "cf-k1-L12"): -0.05})
+    other = make_scores({**exp, "n_prompts": 9, "seeds": [0, 1]}, seed=1)  # p000-p008 at seeds 0 and 1
+    mixed = pd.concat([own, other[~(other["prompt_id"].isin(exp["prompt_ids"]) & (other["seed"] == 0))]])
+    prompt_table(6).to_csv(tmp_path / "prompts.tsv", sep="\t", index=False)
+    results = []
+    for name, scores in (("own", own), ("mixed", mixed)):
+        scores.to_parquet(tmp_path / f"{name}.parquet", index=False)
+        out = {"parquet": str(tmp_path / f"{name}-stats.parquet"), "csv": str(tmp_path / f"{name}-stats.csv")}
+        run("stats_experiment.py", input={"scores": [str(tmp_path / f"{name}.parquet")],
+                                          "prompts": str(tmp_path / "prompts.tsv")},
+            output=out, params={"experiment": exp, "stats": STATS}, log=tmp_path / f"{name}.log")
+        results.append(pd.read_parquet(out["parquet"]))
+    assert len(mixed) > len(own)
+    pd.testing.assert_frame_equal(results[0], results[1])
+    assert set(results[1].loc[results[1]["category"] == "all", "n"]) == {6}

@@ -47,10 +47,10 @@ def tiny_config(prompt_file: Path, seeds=(0, 1), ks=(1, 2)) -> dict:
     }
 
 
-def snakemake(workdir: Path, *args: str) -> str:
+def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
-                          capture_output=True, text=True, env=env, timeout=1500)
+                          capture_output=True, text=True, env=env, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -191,3 +191,7 @@ def test_paper_config_plans_offline_once_its_prompt_sources_are_cached(tmp_path)
     assert plan.returncode == 0, plan.stderr
     generations = int(re.search(r"^generations: (\d+)$", plan.stdout, re.M).group(1))
     assert generations <= 6000  # the authors' scripts need about 8,822
+    # plan's jobs per rule are the dry run's, and no more score jobs than generate jobs
+    printed = dict(re.findall(r"^  (\w+): (\d+)$", plan.stdout, re.M))
+    assert {rule: int(n) for rule, n in printed.items()} == {rule: n for rule, n in jobs.items() if rule not in ("default", "total")}
+    assert jobs["score"] <= jobs["generate"]

@@ -15,6 +15,15 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_twin(args) -> int:
+    from sinkrepro.twin import write_twin
+
+    text = write_twin(args.config, args.output)
+    if args.output is None:
+        print(text, end="")
+    return 0
+
+
 def cmd_fetch_prompts(args) -> int:
     from sinkrepro.config import PROMPT_CACHE, load_config
     from sinkrepro.prompts import load_prompt_set
@@ -34,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seconds-per-step", action="append", default=[], metavar="[MODEL=]SECONDS",
                       help="measured seconds per denoising step (one image), for GPU-hour estimates; repeatable")
     plan.set_defaults(func=cmd_plan)
+    twin = sub.add_parser("twin", help="write the stand-in twin of a paper config (docs/twin.md)")
+    twin.add_argument("config", help="a paper config, e.g. config/paper.yaml")
+    twin.add_argument("-o", "--output", help="write the twin here (default: print it)")
+    twin.set_defaults(func=cmd_twin)
     fetch = sub.add_parser("fetch-prompts", help="download every pinned prompt source of a config into the "
                            "local cache (once, with network), so planning works offline")
     fetch.add_argument("config", help="a workflow config, e.g. config/paper.yaml")

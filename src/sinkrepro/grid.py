@@ -94,8 +94,8 @@ class Shard:
         return f"shard{self.index:03d}"
 
     @property
-    def path(self) -> str:
-        return f"results/images/{self.model}/{self.condition}/seed{self.seed}/{self.name}"
+    def key(self) -> tuple:
+        return (self.model, self.condition, self.seed, self.index)
 
 
 @dataclass
@@ -108,20 +108,13 @@ class Grid:
         return self._index[(model, condition, seed, index)]
 
     def shards_of(self, model: str, condition: str, seed: int) -> list:
-        return [s for s in self.shards if (s.model, s.condition, s.seed) == (model, condition, seed)]
-
-    def reference_shards(self, shard: Shard) -> tuple[str, list[str]]:
-        """The baseline of a condition for pairwise metrics, and its shards holding `shard`'s prompts."""
-        refs = self.conditions[(shard.model, shard.condition)].references
-        if len(refs) != 1:
-            raise ValueError(f"{shard.model}/{shard.condition}: pairwise metrics need one baseline, found {sorted(refs)}")
-        (reference,) = refs
-        wanted = set(shard.prompt_ids)
-        paths = [s.path for s in self.shards_of(shard.model, reference, shard.seed) if wanted & set(s.prompt_ids)]
-        return reference, paths
+        return self._by_set.get((model, condition, seed), [])
 
     def __post_init__(self):
-        self._index = {(s.model, s.condition, s.seed, s.index): s for s in self.shards}
+        self._index = {s.key: s for s in self.shards}
+        self._by_set = {}
+        for s in self.shards:
+            self._by_set.setdefault((s.model, s.condition, s.seed), []).append(s)
 
 
 def _expand_conditions(name: str, exp: dict) -> list[tuple[str, InterventionSpec, dict, int | None]]:
@@ -232,7 +225,8 @@ def build_grid(config: dict, prompt_tables: dict) -> Grid:
         experiments[name] = {
             "name": name, "model": model_name, "family": model_cfg["family"],
             "standin": model_cfg["source"] == "standin", "prompt_set": exp["prompts"],
-            "n_prompts": len(prompt_ids), "prompt_ids": prompt_ids, "seeds": seeds, "tables": list(exp.get("tables", [])),
+            "n_prompts": len(prompt_ids), "prompt_set_size": len(prompt_tables[exp["prompts"]]),
+            "prompt_ids": prompt_ids, "seeds": seeds, "tables": list(exp.get("tables", [])),
             "metrics": list(exp["metrics"]), "measure": bool(exp.get("measure")), "baseline": baseline, "conditions": resolved,
             "contrasts": contrasts, "fid_pairs": fid_pairs, "description": exp.get("description", ""),
         }

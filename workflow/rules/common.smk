@@ -1,10 +1,12 @@
-# Config validation, the job grid, and input functions shared by the rules.
+# Config validation, the job grid, and input functions shared by the rules. Paths and per-experiment
+# file lists come from sinkrepro.layout (the one home of both).
 import json
 
 from snakemake.utils import validate
 
+from sinkrepro import layout
 from sinkrepro.config import load_prompt_tables, validate_config
-from sinkrepro.grid import PAIRWISE_METRICS, SCORE_METRICS, SCORER_OF, build_grid, config_hash, per_image_metrics
+from sinkrepro.grid import PAIRWISE_METRICS, build_grid, config_hash
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -12,6 +14,8 @@ validate_config(config)
 PROMPTS = load_prompt_tables(config)
 GRID = build_grid(config, PROMPTS)
 EXPERIMENTS = GRID.experiments
+SCORE_WORK = layout.score_work(GRID)
+FID_JOBS = layout.all_fid_jobs(GRID)
 DEVICE = config["device"]
 GPU_JOBS = 0 if DEVICE == "cpu" else 1
 
@@ -21,14 +25,18 @@ wildcard_constraints:
     condition="[^/]+",
     seed=r"\d+",
     shard=r"shard\d{3}",
-    metric="|".join(SCORE_METRICS),
     prompt_set="[^/]+",
+    prompts="[^/]+",
     experiment="|".join(EXPERIMENTS),
+
+
+def shard_of(wildcards):
+    return GRID.shard(wildcards.model, wildcards.condition, int(wildcards.seed), int(wildcards.shard[5:]))
 
 
 def shard_job(wildcards):
     """Everything that decides a shard's images (its params: a change reruns the shard)."""
-    shard = GRID.shard(wildcards.model, wildcards.condition, int(wildcards.seed), int(wildcards.shard[5:]))
+    shard = shard_of(wildcards)
     cond = GRID.conditions[(shard.model, shard.condition)]
     model_cfg = config["models"][shard.model]
     prompts = {r["prompt_id"]: r for rows in PROMPTS.values() for r in rows}
@@ -44,86 +52,64 @@ def shard_job(wildcards):
     return job
 
 
-def shard_dirs(model, condition, seed):
-    return [s.path for s in GRID.shards_of(model, condition, int(seed))]
+# ---- scores: one job per image shard, every metric it needs ------------------------------------
+def score_metrics(wildcards):
+    return SCORE_WORK[shard_of(wildcards).key]
 
 
-def experiment_conditions(name):
-    exp = EXPERIMENTS[name]
-    return [exp["baseline"]] + [c["condition"] for c in exp["conditions"]]
+def score_inputs(wildcards):
+    shard = shard_of(wildcards)
+    metrics = SCORE_WORK[shard.key]
+    inputs = {"shard": layout.image_dir(shard),
+              "scorers": [layout.SCORER.format(scorer=s) for s in layout.scorers_of(metrics)]}
+    pairwise = sorted({p for m, ids in metrics.items() if m in PAIRWISE_METRICS for p in ids})
+    if pairwise:
+        inputs["references"] = layout.reference_dirs(GRID, shard, pairwise)
+    return inputs
 
 
-def score_files(name):
-    """Per-image score files of every condition, seed and shard of an experiment."""
-    exp = EXPERIMENTS[name]
-    files = []
-    for metric in per_image_metrics(exp["metrics"]):
-        for condition in experiment_conditions(name):
-            if metric in PAIRWISE_METRICS and condition == exp["baseline"]:
-                continue
-            for seed in exp["seeds"]:
-                files += [f"results/scores/{metric}/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
-                          for s in GRID.shards_of(exp["model"], condition, seed)]
-    return sorted(set(files))
+def score_params(wildcards):
+    """Per metric: the prompts to score and the scorer's batch size and failure tolerance."""
+    out = {}
+    for metric, prompt_ids in score_metrics(wildcards).items():
+        cfg = config["scorers"][layout.scorers_of([metric])[0]]
+        out[metric] = {"prompt_ids": prompt_ids, "batch_size": cfg["batch_size"], "tolerance": cfg["tolerance"]}
+    return out
 
 
-FID_SCORES = "results/scores/fid/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.parquet"
-
-
-def fid_files(name):
-    exp = EXPERIMENTS[name]
-    return [FID_SCORES.format(model=exp["model"], **pair) for pair in exp["fid_pairs"]]
-
-
-def dynamics_files(name):
-    exp = EXPERIMENTS[name]
-    return sorted({f"results/dynamics/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
-                   for c in experiment_conditions(name) for seed in exp["seeds"]
-                   for s in GRID.shards_of(exp["model"], c, seed)})
-
-
-def all_tables():
-    return sorted({t for exp in EXPERIMENTS.values() for t in exp["tables"]})
+def all_score_files():
+    return [layout.score_file(GRID.shard(*key)) for key in SCORE_WORK]
 
 
 def scorer_config(wildcards):
     return {"metric": wildcards.scorer, **config["scorers"].get(wildcards.scorer, {})}
 
 
-def score_inputs(wildcards):
-    inputs = {"shard": f"results/images/{wildcards.model}/{wildcards.condition}/seed{wildcards.seed}/{wildcards.shard}",
-              "scorer": f"resources/scorers/{SCORER_OF.get(wildcards.metric, wildcards.metric)}"}
-    if wildcards.metric in PAIRWISE_METRICS:
-        shard = GRID.shard(wildcards.model, wildcards.condition, int(wildcards.seed), int(wildcards.shard[5:]))
-        inputs["references"] = GRID.reference_shards(shard)[1]
-    return inputs
-
-
-def score_params(wildcards):
-    cfg = config["scorers"][SCORER_OF.get(wildcards.metric, wildcards.metric)]
-    return {"metric": wildcards.metric, "batch_size": cfg["batch_size"], "tolerance": cfg["tolerance"]}
+# ---- FID: one job per (prompt key, set, reference set) -----------------------------------------
+def fid_job(wildcards):
+    path = layout.FID.format(**dict(wildcards.items()))
+    if path not in FID_JOBS:
+        raise ValueError(f"{path}: no experiment asks for this FID set")
+    return FID_JOBS[path]
 
 
 def fid_inputs(wildcards):
-    return {"shards": shard_dirs(wildcards.model, wildcards.condition, wildcards.seed),
-            "references": shard_dirs(wildcards.model, wildcards.reference, wildcards.reference_seed),
-            "scorer": "resources/scorers/fid"}
+    job = fid_job(wildcards)
+    return {"shards": layout.fid_set_dirs(GRID, job), "references": layout.fid_set_dirs(GRID, job, reference=True),
+            "scorer": layout.SCORER.format(scorer="fid")}
 
 
 def fid_params(wildcards):
-    return {"batch_size": config["scorers"]["fid"]["batch_size"]}
+    return {"batch_size": config["scorers"]["fid"]["batch_size"], "prompt_ids": list(fid_job(wildcards).prompt_ids)}
 
 
-def scores_of(name):
-    return score_files(name) + fid_files(name)
-
-
+# ---- experiments ---------------------------------------------------------------------------------
 def experiment_scores(wildcards):
-    return scores_of(wildcards.experiment)
+    return layout.experiment_scores(GRID, EXPERIMENTS[wildcards.experiment])
 
 
 def experiment_prompts(wildcards):
-    return f"results/prompts/{EXPERIMENTS[wildcards.experiment]['prompt_set']}.tsv"
+    return layout.PROMPT_TABLE.format(prompt_set=EXPERIMENTS[wildcards.experiment]["prompt_set"])
 
 
 def experiment_params(wildcards):
@@ -131,51 +117,26 @@ def experiment_params(wildcards):
 
 
 def scored_experiments():
-    return [name for name, exp in EXPERIMENTS.items() if exp["metrics"]]
+    return layout.scored_experiments(GRID)
 
 
 def weight_dirs():
-    models = {exp["model"] for exp in EXPERIMENTS.values()}
-    scorers = {m for exp in EXPERIMENTS.values() for m in exp["metrics"]}
-    return [f"resources/models/{m}" for m in sorted(models)] + [f"resources/scorers/{s}" for s in sorted(scorers)]
+    return layout.weight_dirs(GRID)
 
 
 def all_scores():
-    return sorted({f for name in EXPERIMENTS for f in scores_of(name)})
+    return all_score_files() + sorted(FID_JOBS)
 
 
 # ---- paper outputs -------------------------------------------------------------------------
 from sinkrepro.paper.tables import FORMATS as TABLE_FORMATS, stats_tables
 
-DYNAMICS_FIGURES = ("curves", "position", "attribution")
-STATS_FIGURES = ("dose", "forest", "fid", "categories")
+DYNAMICS_FIGURES = layout.DYNAMICS_FIGURES
+STATS_FIGURES = layout.STATS_FIGURES
 
 
 def paper_tables():
     return stats_tables(EXPERIMENTS[name] for name in scored_experiments())
-
-
-def figure_names(name):
-    """Which figures an experiment's data can draw."""
-    exp = EXPERIMENTS[name]
-    names = [f"dynamics_{f}" for f in DYNAMICS_FIGURES] if exp["measure"] else []
-    per_image = per_image_metrics(exp["metrics"])
-    if per_image:
-        names += ["forest", "categories"]
-        ks = {}
-        for c in exp["conditions"]:
-            ks.setdefault(c["label"], set()).add(c["k"])
-        if any(len(k) > 1 for k in ks.values()):
-            names.append("dose")
-    if exp["fid_pairs"]:
-        names.append("fid")
-    if {"clip_t", "lpips"} <= set(per_image):
-        names += [f"panels_k{c['k']}" for c in exp["contrasts"]]
-    return names
-
-
-def figure_files(name):
-    return [f"paper/figures/{name}/{fig}.{ext}" for fig in figure_names(name) for ext in ("png", "pdf")]
 
 
 def experiment_model(wildcards):
@@ -184,6 +145,12 @@ def experiment_model(wildcards):
 
 def experiment_baseline(wildcards):
     return EXPERIMENTS[wildcards.experiment]["baseline"]
+
+
+def experiment_own(wildcards):
+    """The experiment's prompt ids and seeds: figures read only its own rows of shared shards."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    return {"prompt_ids": exp["prompt_ids"], "seeds": exp["seeds"]}
 
 
 def experiment_presets(wildcards):
@@ -201,27 +168,15 @@ def figure_labels(wildcards):
 
 def baseline_dynamics(wildcards):
     exp = EXPERIMENTS[wildcards.experiment]
-    return [f"results/dynamics/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
-            for seed in exp["seeds"] for s in GRID.shards_of(exp["model"], exp["baseline"], seed)]
+    return layout.dynamics_files(GRID, exp, [exp["baseline"]])
 
 
 def contrast_of(wildcards):
-    exp = EXPERIMENTS[wildcards.experiment]
-    matches = [c for c in exp["contrasts"] if str(c["k"]) == wildcards.k]
-    if not matches:
-        raise ValueError(f"experiment {wildcards.experiment} has no contrast at k={wildcards.k}")
-    return matches[0]
+    return layout.contrast_at(EXPERIMENTS[wildcards.experiment], int(wildcards.k))
 
 
 def panel_inputs(wildcards):
-    exp = EXPERIMENTS[wildcards.experiment]
-    contrast = contrast_of(wildcards)
-    conditions = (exp["baseline"], contrast["condition"], contrast["control"])
-    shards = [s for c in conditions for seed in exp["seeds"] for s in GRID.shards_of(exp["model"], c, seed)]
-    scores = [f"results/scores/{metric}/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
-              for s in shards for metric in ("clip_t", "lpips")
-              if not (metric in PAIRWISE_METRICS and s.condition == exp["baseline"])]
-    return {"scores": scores, "shards": [s.path for s in shards]}
+    return layout.panel_inputs(GRID, EXPERIMENTS[wildcards.experiment], int(wildcards.k))
 
 
 def panel_condition(wildcards):
@@ -238,7 +193,7 @@ def panel_labels(wildcards):
 
 
 # ---- tables from measured dynamics ------------------------------------------------------------
-from sinkrepro.paper.dynamics_tables import OUTPUT_STEMS, check_experiments, dynamics_tables, experiments_filling
+from sinkrepro.paper.dynamics_tables import OUTPUT_STEMS, check_experiments, experiments_filling
 
 
 check_experiments(EXPERIMENTS.values())
@@ -250,22 +205,7 @@ def dynamics_table_experiments(wildcards):
 
 
 def dynamics_table_inputs(wildcards):
-    """Table 4 reads every condition's dynamics shards; Tables 1 and 16 only the baselines'."""
-    every_condition = DYNAMICS_TABLE_OF[wildcards.stem] == "table4"
-    files = set()
-    for exp in dynamics_table_experiments(wildcards):
-        conditions = [exp["baseline"]] + ([c["condition"] for c in exp["conditions"]] if every_condition else [])
-        files |= {f"results/dynamics/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
-                  for c in conditions for seed in exp["seeds"] for s in GRID.shards_of(exp["model"], c, seed)}
-    return sorted(files)
-
-
-def dynamics_table_files():
-    """Every dynamics table output the config asks for (add to rule all)."""
-    stems = [OUTPUT_STEMS[t] for t in dynamics_tables(EXPERIMENTS.values())]
-    return expand("paper/tables/{stem}.{ext}", stem=stems, ext=("csv", "md", "tex"))
-
-
+    return layout.dynamics_table_inputs(GRID, DYNAMICS_TABLE_OF[wildcards.stem])
 
 
 def dynamics_table_id(wildcards):
@@ -277,6 +217,4 @@ def dynamics_table_labels(wildcards):
 
 
 def final_outputs():
-    figures = [f for name in EXPERIMENTS for f in figure_files(name)]
-    tables = expand("paper/tables/{table}.{ext}", table=paper_tables(), ext=TABLE_FORMATS)
-    return tables + dynamics_table_files() + ["paper/claims.md"] + figures
+    return layout.paper_outputs(GRID)

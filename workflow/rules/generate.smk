@@ -4,10 +4,10 @@
 
 rule generate:
     input:
-        model="resources/models/{model}",
+        model=layout.MODEL,
     output:
-        images=directory("results/images/{model}/{condition}/seed{seed}/{shard}"),
-        dynamics="results/dynamics/{model}/{condition}/seed{seed}/{shard}.parquet",
+        images=directory(layout.IMAGES),
+        dynamics=layout.DYNAMICS,
     log:
         "logs/generate/{model}/{condition}/seed{seed}/{shard}.log",
     params:

@@ -4,7 +4,7 @@
 
 rule model:
     output:
-        directory("resources/models/{model}"),
+        directory(layout.MODEL),
     log:
         "logs/model/{model}.log",
     params:

@@ -8,7 +8,7 @@ rule weights:
 
 rule images:
     input:
-        [s.path for s in GRID.shards],
+        [layout.image_dir(s) for s in GRID.shards],
 
 
 rule scores:
@@ -18,7 +18,7 @@ rule scores:
 
 rule paper_tables:
     input:
-        stats=expand("results/stats/{experiment}.parquet", experiment=scored_experiments()),
+        stats=expand(layout.STATS, experiment=scored_experiments()),
     output:
         [report(f"paper/tables/{table}.{ext}", caption="../report/table.rst", category="tables",
                 labels={"table": table, "format": ext}) if ext == "csv" else f"paper/tables/{table}.{ext}"
@@ -36,7 +36,7 @@ rule paper_tables:
 
 rule paper_claims:
     input:
-        stats=expand("results/stats/{experiment}.parquet", experiment=scored_experiments()),
+        stats=expand(layout.STATS, experiment=scored_experiments()),
     output:
         claims=report("paper/claims.md", caption="../report/claims.rst", category="claims"),
     log:
@@ -64,6 +64,7 @@ rule dynamics_figure:
         figure="{figure}",
         condition=experiment_baseline,
         model=experiment_model,
+        own=experiment_own,
     wildcard_constraints:
         figure="|".join(DYNAMICS_FIGURES),
     conda:
@@ -74,7 +75,7 @@ rule dynamics_figure:
 
 rule stats_figure:
     input:
-        stats="results/stats/{experiment}.parquet",
+        stats=layout.STATS,
     output:
         png=report("paper/figures/{experiment}/{figure}.png", caption="../report/fig_stats.rst",
                    category="{experiment}", subcategory=experiment_model, labels=figure_labels),
@@ -106,6 +107,7 @@ rule panels_figure:
         condition=panel_condition,
         control=panel_control,
         baseline=experiment_baseline,
+        own=experiment_own,
     wildcard_constraints:
         k=r"\d+",
     conda:

@@ -3,7 +3,7 @@
 
 rule prompt_table:
     output:
-        "results/prompts/{prompt_set}.tsv",
+        layout.PROMPT_TABLE,
     log:
         "logs/prompts/{prompt_set}.log",
     params:

@@ -1,10 +1,13 @@
-# Scorers (stand-ins built from a seed, or real weights fetched once) and per-image scores, one
-# job per (metric, shard). Pairwise metrics (LPIPS) read the same shard of the baseline too.
+# Scorers (stand-ins built from a seed, or real weights fetched once), per-image scores and FIDs.
+# One score job per image shard scores every per-image metric any experiment needs of it, on the
+# prompts that need it, loading each scorer once; pairwise metrics (LPIPS, feat_l2) also read the
+# baseline's shards. One FID job per (experiment prompts, set, reference set): sets hold exactly
+# the images of those prompts.
 
 
 rule scorer:
     output:
-        directory("resources/scorers/{scorer}"),
+        directory(layout.SCORER),
     log:
         "logs/scorer/{scorer}.log",
     params:
@@ -21,11 +24,11 @@ rule score:
     input:
         unpack(score_inputs),
     output:
-        "results/scores/{metric}/{model}/{condition}/seed{seed}/{shard}.parquet",
+        layout.SCORES,
     log:
-        "logs/score/{metric}/{model}/{condition}/seed{seed}/{shard}.log",
+        "logs/score/{model}/{condition}/seed{seed}/{shard}.log",
     params:
-        scorer=score_params,
+        metrics=score_params,
         device=DEVICE,
     resources:
         gpu=GPU_JOBS,
@@ -40,9 +43,9 @@ rule fid:
     input:
         unpack(fid_inputs),
     output:
-        FID_SCORES,
+        layout.FID,
     log:
-        "logs/fid/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.log",
+        "logs/fid/{prompts}/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.log",
     params:
         scorer=fid_params,
         device=DEVICE,

@@ -6,8 +6,8 @@ rule stats:
         scores=experiment_scores,
         prompts=experiment_prompts,
     output:
-        parquet="results/stats/{experiment}.parquet",
-        csv="results/stats/{experiment}.csv",
+        parquet=layout.STATS,
+        csv=layout.STATS_CSV,
     log:
         "logs/stats/{experiment}.log",
     params:

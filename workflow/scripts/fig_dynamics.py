@@ -13,6 +13,7 @@ drawn = dynamics_figure(
     condition=params.get("condition", "base"),
     grid=params.get("grid"),
     model=params.get("model", ""),
+    own=params.get("own"),
 )
 logging.info("%s: drew %d rows from %d dynamics files", params.figure, len(drawn.data),
              len(snakemake.input.dynamics))  # noqa: F821

@@ -1,4 +1,4 @@
-"""Adapter: a condition's image shards vs its reference shards -> one FID row (sinkrepro.scoring.score_fid)."""
+"""Adapter: a condition's images vs its reference's, on one experiment's prompts -> one FID row (sinkrepro.scoring.score_fid)."""
 import logging
 import os
 import sys
@@ -10,9 +10,10 @@ sys.stderr = open(snakemake.log[0], "a")  # noqa: F821
 from sinkrepro.models.load import resolve_device  # noqa: E402
 from sinkrepro.scoring import score_fid  # noqa: E402
 
+params = snakemake.params.scorer  # noqa: F821
 frame = score_fid(snakemake.input.scorer, list(snakemake.input.shards), list(snakemake.input.references),  # noqa: F821
                   snakemake.output[0], device=resolve_device(snakemake.params.device),  # noqa: F821
-                  batch_size=int(snakemake.params.scorer["batch_size"]))  # noqa: F821
+                  batch_size=int(params["batch_size"]), prompt_ids=params["prompt_ids"])
 row = frame.iloc[0]
-logging.info("FID %s vs %s: %.4f (n=%d, dim=%d) %s", row["condition"], row["reference_condition"], row["value"],
+logging.info("FID %s vs %s: %.4g (n=%d, dim=%d) %s", row["condition"], row["reference_condition"], row["value"],
              row["n_images"], row["dim"], row["note"])

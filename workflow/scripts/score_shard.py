@@ -1,21 +1,25 @@
-"""Adapter: one image shard -> one per-image score parquet (see sinkrepro.scoring.score_shard)."""
+"""Adapter: one image shard -> one parquet with every per-image metric it needs (sinkrepro.scoring.score_shard_metrics)."""
 import logging
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 sys.stderr = open(snakemake.log[0], "a")  # noqa: F821
 
+from sinkrepro.layout import scorers_of  # noqa: E402
 from sinkrepro.models.load import resolve_device  # noqa: E402
-from sinkrepro.scoring import score_shard  # noqa: E402
+from sinkrepro.scoring import score_shard_metrics  # noqa: E402
 
-params = snakemake.params.scorer  # noqa: F821
+metrics = snakemake.params.metrics  # noqa: F821
+scorers = {Path(d).name: d for d in snakemake.input.scorers}  # noqa: F821
 references = snakemake.input.get("references")  # noqa: F821
 if references is not None:
     references = [references] if isinstance(references, str) else list(references)
-frame = score_shard(params["metric"], snakemake.input.scorer, snakemake.input.shard, snakemake.output[0],  # noqa: F821
-                    reference_shard_dir=references, device=resolve_device(snakemake.params.device),  # noqa: F821
-                    batch_size=int(params["batch_size"]), tolerance=params.get("tolerance"))
-logging.info("%s: %d rows (%d failed) -> %s", params["metric"], len(frame), int(frame["failed"].sum()),
-             snakemake.output[0])  # noqa: F821
+frame = score_shard_metrics(metrics, {m: scorers[scorers_of([m])[0]] for m in metrics}, snakemake.input.shard,  # noqa: F821
+                            snakemake.output[0], reference_shard_dirs=references,  # noqa: F821
+                            device=resolve_device(snakemake.params.device))  # noqa: F821
+for metric, rows in frame.groupby("metric"):
+    logging.info("%s: %d rows (%d failed)", metric, len(rows), int(rows["failed"].sum()))
+logging.info("-> %s", snakemake.output[0])  # noqa: F821

@@ -11,13 +11,12 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from sinkrepro.io import write_text
+from sinkrepro.layout import DYNAMICS_FIGURES, STATS_FIGURES
 from sinkrepro.paper import calibration_figures, dynamics_figures, effect_figures, panels
 from sinkrepro.paper.style import Drawn, is_standin, save
 from sinkrepro.paper.summarise import read_parquets
 from sinkrepro.provenance import notice_lines
-
-DYNAMICS_FIGURES = ("curves", "position", "attribution")
-STATS_FIGURES = ("dose", "forest", "fid", "categories")
+from sinkrepro.stats.pairing import own_rows
 
 
 def save_drawn(drawn: Drawn, png: str | Path, pdf: str | Path, csv: str | Path | None = None,
@@ -36,12 +35,13 @@ def _title(rows: pd.DataFrame, what: str) -> str:
 
 def dynamics_figure(figure: str, dynamics: Iterable[str | Path], png, pdf, csv=None,
                     layers: Sequence[int] | None = None, condition: str | None = "base",
-                    grid: Sequence[int] | None = None, model: str = "") -> Drawn:
+                    grid: Sequence[int] | None = None, model: str = "", own: dict | None = None) -> Drawn:
     """figure: curves (mass, entropy, top-5, activation vs progress) | position (sink type and image
-    position heatmaps) | attribution (text vs image sinks, every measured layer)."""
+    position heatmaps) | attribution (text vs image sinks, every measured layer).
+    `own`: {prompt_ids, seeds} of the experiment, whose shards may hold other experiments' rows."""
     if figure not in DYNAMICS_FIGURES:
         raise ValueError(f"figure={figure!r}: choose one of {DYNAMICS_FIGURES}")
-    rows = read_parquets(dynamics, "dynamics")
+    rows = own_rows(read_parquets(dynamics, "dynamics"), **(own or {}))
     if figure == "curves":
         drawn = dynamics_figures.plot_dynamics(rows, layers, condition, model)
     elif figure == "position":
@@ -71,11 +71,11 @@ def stats_figure(figure: str, stats: str | Path, png, pdf, csv=None, **options) 
 
 def panel_figure(scores: Iterable[str | Path], shards: Iterable[str | Path], png, pdf, csv=None, *,
                  condition: str, control: str, baseline: str = "base", n_per_group: int = 5,
-                 clip_tol: float = 0.01) -> Drawn:
+                 clip_tol: float = 0.01, own: dict | None = None) -> Drawn:
     """Qualitative panel for one sink condition and its equal-budget control; `csv` gets the
-    selection table (the paper's taxonomy_k{k}.csv)."""
-    rows = read_parquets(scores, "scores")
-    drawn = panels.qualitative_panel(rows, panels.read_manifests(shards), condition, control, baseline,
-                                     n_per_group, clip_tol)
+    selection table (the paper's taxonomy_k{k}.csv). `own` as in dynamics_figure."""
+    rows = own_rows(read_parquets(scores, "scores"), **(own or {}))
+    manifests = own_rows(panels.read_manifests(shards), **(own or {}))
+    drawn = panels.qualitative_panel(rows, manifests, condition, control, baseline, n_per_group, clip_tol)
     save_drawn(drawn, png, pdf, csv, is_standin(rows))
     return drawn

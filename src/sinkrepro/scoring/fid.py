@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.transforms.functional import to_tensor
 
 from sinkrepro.io import sha256_bytes, write_parquet
+from sinkrepro.scoring.jobs import own_entries
 from sinkrepro.scoring.registry import Scorer
 from sinkrepro.scoring.shards import load_image, read_manifest
 from sinkrepro.scoring.spec import ScorerSpec, write_spec
@@ -117,8 +118,8 @@ class FeatureDistanceScorer(Scorer):
         return np.linalg.norm(self.extract(images) - self.extract(references), axis=1)
 
 
-def _set_features(extract, shard_dirs, batch_size):
-    entries = [e for d in shard_dirs for e in read_manifest(d)]
+def _set_features(extract, shard_dirs, batch_size, prompt_ids=None):
+    entries = own_entries([e for d in shard_dirs for e in read_manifest(d)], prompt_ids, ", ".join(map(str, shard_dirs)))
     keys = {(e.row["model"], e.row["condition"], int(e.row["seed"])) for e in entries}
     if len(keys) != 1:
         raise ValueError(f"FID sets must be one (model, condition, seed); {list(shard_dirs)} mix {sorted(keys)}")
@@ -132,14 +133,17 @@ def _set_features(extract, shard_dirs, batch_size):
 
 
 def score_fid(scorer_dir, shard_dirs, reference_shard_dirs, out_path=None, *, device: str = "cpu",
-              batch_size: int = 32) -> pd.DataFrame:
-    """Set-level FID of the images in `shard_dirs` against those in `reference_shard_dirs` (one row)."""
+              batch_size: int = 32, prompt_ids=None) -> pd.DataFrame:
+    """Set-level FID of the images in `shard_dirs` against those in `reference_shard_dirs` (one row).
+
+    With `prompt_ids`, each set is exactly the images of those prompts (shards of a shared condition
+    also hold other experiments' prompts)."""
     spec = ScorerSpec.load(scorer_dir)
     if spec.metric != "fid":
         raise ValueError(f"{scorer_dir} holds a {spec.metric!r} scorer; score_fid needs a 'fid' one")
     extract = FeatureExtractor(spec, torch.device(device))  # one model load for both sets
-    feats, (model, condition, seed), standin, digest = _set_features(extract, shard_dirs, batch_size)
-    ref_feats, (ref_model, ref_condition, ref_seed), ref_standin, _ = _set_features(extract, reference_shard_dirs, batch_size)
+    feats, (model, condition, seed), standin, digest = _set_features(extract, shard_dirs, batch_size, prompt_ids)
+    ref_feats, (ref_model, ref_condition, ref_seed), ref_standin, _ = _set_features(extract, reference_shard_dirs, batch_size, prompt_ids)
     if ref_model != model:
         raise ValueError(f"FID compares sets of one model; got {model!r} vs reference {ref_model!r}")
     n, n_ref, dim = len(feats), len(ref_feats), feats.shape[1]

@@ -78,14 +78,26 @@ def _row(scorer: Scorer, e: Entry, ref: Entry | None, value: float, error: str |
     }
 
 
+def own_entries(entries: list[Entry], prompt_ids, shard_dir) -> list[Entry]:
+    """The entries of `prompt_ids` (all when None); every one of them must be in the shard."""
+    if prompt_ids is None:
+        return entries
+    wanted = set(prompt_ids)
+    missing = sorted(wanted - {e.prompt_id for e in entries})
+    if missing:
+        raise ValueError(f"{shard_dir}: no image for prompt_id {missing[:3]}; the grid placed them in this shard")
+    return [e for e in entries if e.prompt_id in wanted]
+
+
 def score_shard(metric: str, scorer_dir, shard_dir, out_path=None, *, reference_shard_dir=None,
                 device: str = "cpu", batch_size: int = 16, tolerance: float | None = None,
-                scorer: Scorer | None = None) -> pd.DataFrame:
-    """Score every image of `shard_dir`; write the rows to `out_path` (parquet, atomic) when given."""
+                scorer: Scorer | None = None, prompt_ids=None) -> pd.DataFrame:
+    """Score the images of `shard_dir` (only those of `prompt_ids` when given); write the rows to
+    `out_path` (parquet, atomic) when given."""
     _check_tolerance(tolerance)
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
-    entries = read_manifest(shard_dir)
+    entries = own_entries(read_manifest(shard_dir), prompt_ids, shard_dir)
     pairwise = metric in PAIRWISE
     refs, by_ref = None, {}
     if pairwise:
@@ -125,6 +137,25 @@ def score_shard(metric: str, scorer_dir, shard_dir, out_path=None, *, reference_
     frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     frame["value"] = frame["value"].astype("float64")
     frame["tolerance"] = frame["tolerance"].astype("float64")
+    if out_path is not None:
+        write_parquet(out_path, frame)
+    return frame
+
+
+def score_shard_metrics(metrics: dict[str, dict], scorer_dirs: dict[str, str], shard_dir, out_path=None, *,
+                        reference_shard_dirs=None, device: str = "cpu") -> pd.DataFrame:
+    """Every per-image metric of one shard in one job, each scorer loaded once, one parquet.
+
+    `metrics`: metric -> {prompt_ids, batch_size, tolerance}; `scorer_dirs`: metric -> scorer dir.
+    """
+    if not metrics:
+        raise ValueError(f"{shard_dir}: no metrics to score")
+    frames = [score_shard(metric, scorer_dirs[metric], shard_dir, device=device,
+                          reference_shard_dir=reference_shard_dirs if metric in PAIRWISE else None,
+                          batch_size=int(opts.get("batch_size", 16)), tolerance=opts.get("tolerance"),
+                          prompt_ids=opts.get("prompt_ids"))
+              for metric, opts in metrics.items()]
+    frame = pd.concat(frames, ignore_index=True)
     if out_path is not None:
         write_parquet(out_path, frame)
     return frame

@@ -16,7 +16,7 @@ from .config import StatsConfig
 from .mixed import EMPTY as EMPTY_LMM, random_intercept_fit
 from .multiplicity import adjust_p
 from .paired import NAN, ci_columns, difference_battery
-from .pairing import Paired, clean_scores, pair_values, per_prompt_matrix, prompt_slopes
+from .pairing import Paired, clean_scores, own_rows, pair_values, per_prompt_matrix, prompt_slopes
 
 SET_LEVEL_METRICS = ("fid",)
 PAPER_DOSES = (10.0, 50.0)  # the paper's two-dose contrast (compute_dose_trend: k50 vs k10)
@@ -31,7 +31,8 @@ def analyze_experiment(scores: pd.DataFrame, experiment: dict, cfg: StatsConfig,
         if key not in experiment:
             raise ValueError(f"experiment: missing key {key!r}; pass the dict resolved by sinkrepro.grid")
     set_level = scores[scores["metric"].isin(SET_LEVEL_METRICS)]
-    image_level = scores[~scores["metric"].isin(SET_LEVEL_METRICS)]
+    image_level = own_rows(scores[~scores["metric"].isin(SET_LEVEL_METRICS)], experiment.get("prompt_ids"),
+                           experiment.get("seeds"))
     image_level = clean_scores(image_level, prompts) if len(image_level) else image_level.assign(usable=True)
     ctx = _Context(experiment, cfg, image_level)
     rows: list[dict] = []

@@ -9,6 +9,17 @@ import pandas as pd
 REQUIRED_SCORE_COLUMNS = ("metric", "value", "model", "condition", "seed", "prompt_id")
 
 
+def own_rows(rows: pd.DataFrame, prompt_ids=None, seeds=None) -> pd.DataFrame:
+    """The rows of these prompts and seeds: a condition shared by several experiments has shards that
+    also hold the other experiments' prompts and seeds."""
+    keep = pd.Series(True, index=rows.index)
+    if prompt_ids is not None:
+        keep &= rows["prompt_id"].isin(list(prompt_ids))
+    if seeds is not None:
+        keep &= rows["seed"].isin(list(seeds))
+    return rows[keep]
+
+
 def clean_scores(scores: pd.DataFrame, prompts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Validate score rows, flag unusable ones (`usable`), attach the prompt table's category."""
     missing = [c for c in REQUIRED_SCORE_COLUMNS if c not in scores.columns]

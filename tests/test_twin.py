@@ -1,0 +1,253 @@
+"""The paper's twin: the same grid as config/paper.yaml (conditions, sharing, prompt relations),
+on stand-ins; and (slow) the whole twin run from nothing to every paper output."""
+import copy
+import itertools
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from sinkrepro import layout
+from sinkrepro.attention.runtime import in_window
+from sinkrepro.config import load_prompt_tables, validate_config
+from sinkrepro.grid import build_grid
+from sinkrepro.plan import jobs_per_rule
+from sinkrepro.io import read_jsonl, sha256_bytes, write_jsonl
+from sinkrepro.scoring import score_fid, score_shard, score_shard_metrics
+from sinkrepro.twin import MODEL_PREFIX, make_twin
+from test_scoring import make_shard, scorers  # noqa: F401  (a fixture)
+from test_workflow import planned, snakemake, synthetic_paper_prompts
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def paper_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def grids(tmp_path_factory):
+    """The paper grid (its two prompt sources replaced by synthetic files of the same sizes) and the twin's."""
+    paper = paper_config()
+    sources = synthetic_paper_prompts(tmp_path_factory.mktemp("sources") / "upstream")
+    twin = validate_config(make_twin(paper))
+    offline = copy.deepcopy(paper)
+    for name, path in sources.items():
+        offline["prompt_sets"][name] = {k: v for k, v in offline["prompt_sets"][name].items() if k not in ("url", "sha256")}
+        offline["prompt_sets"][name]["path"] = str(path)
+    offline = validate_config(offline)
+    paper_tables, twin_tables = load_prompt_tables(offline), load_prompt_tables(twin, REPO)
+    return build_grid(offline, paper_tables), build_grid(twin, twin_tables), paper_tables, twin_tables, twin
+
+
+def condition_map(paper, twin) -> dict:
+    """Paper (model, condition) -> twin (model, condition), from each experiment's labels and k."""
+    mapping = {}
+    for name, exp in paper.experiments.items():
+        other = twin.experiments[name]
+        pairs = [(exp["baseline"], other["baseline"])]
+        assert [(c["label"], c["k"]) for c in exp["conditions"]] == [(c["label"], c["k"]) for c in other["conditions"]]
+        pairs += [(a["condition"], b["condition"]) for a, b in zip(exp["conditions"], other["conditions"])]
+        for a, b in pairs:
+            key, value = (exp["model"], a), (other["model"], b)
+            assert mapping.setdefault(key, value) == value, f"{name}: {a} is {mapping[key]} and {value} in the twin"
+    return mapping
+
+
+def test_twin_merges_exactly_the_conditions_the_paper_merges(grids):
+    paper, twin, *_ = grids
+    mapping = condition_map(paper, twin)
+    assert set(mapping) == set(paper.conditions) and sorted(mapping.values()) == sorted(twin.conditions)
+    assert len(set(mapping.values())) == len(mapping)  # one twin condition per paper condition
+    for (model, cid), (twin_model, twin_cid) in mapping.items():
+        assert twin_model == MODEL_PREFIX + model
+        a, b = paper.conditions[(model, cid)], twin.conditions[(twin_model, twin_cid)]
+        assert a.seeds == b.seeds and a.measure == b.measure
+        assert {mapping[(model, r)][1] for r in a.references} == b.references
+        # the same edit (k, window, preset fields), on the stand-in's layers
+        assert {**a.spec.to_dict(), "layers": None} == {**b.spec.to_dict(), "layers": None}
+        assert {k: v for k, v in a.sampler_overrides.items() if k != "steps"} == \
+            {k: v for k, v in b.sampler_overrides.items() if k != "steps"}
+
+
+def test_twin_shards_hold_the_same_experiments(grids):
+    """Which experiments' prompts each (condition, seed) holds, and which sets each experiment reads."""
+    paper, twin, *_ = grids
+    mapping = condition_map(paper, twin)
+
+    def holders(grid, translate):
+        out = {}
+        for name, exp in grid.experiments.items():
+            for condition in layout.conditions_of(exp):
+                for shard in layout.shards_of(grid, exp, condition):
+                    out.setdefault(translate((shard.model, shard.condition)) + (shard.seed,), set()).add(name)
+        return out
+
+    assert holders(paper, mapping.__getitem__) == holders(twin, lambda key: key)
+    for name, exp in paper.experiments.items():
+        other = twin.experiments[name]
+        assert set(exp["seeds"]) == set(other["seeds"]) and exp["prompt_set"] == other["prompt_set"]
+        assert len(layout.fid_jobs(exp)) == len(layout.fid_jobs(other))
+        assert layout.figure_names(exp) == layout.figure_names(other)
+
+
+def test_twin_keeps_every_prompt_set_relation(grids):
+    *_, paper_tables, twin_tables, _ = grids
+
+    def relations(tables):
+        ids = {name: {r["prompt_id"] for r in rows} for name, rows in tables.items()}
+        return {(a, b): (ids[a] <= ids[b], ids[b] <= ids[a], bool(ids[a] & ids[b]))
+                for a, b in itertools.combinations(sorted(ids), 2)}
+
+    assert relations(paper_tables) == relations(twin_tables)
+    assert all(len(twin_tables[name]) < len(paper_tables[name]) for name in paper_tables)
+
+
+def test_twin_sizes_keep_steps_windows_and_k_budgets(grids):
+    paper, twin, _, _, twin_config = grids
+    mapping = condition_map(paper, twin)
+    steps = sorted({(paper.conditions[k].sampler["steps"], twin.conditions[v].sampler["steps"])
+                    for k, v in mapping.items()})
+    real, small = zip(*steps)
+    assert list(small) == sorted(set(small)) and len(set(small)) == len(set(real))  # monotone, injective
+    for cond in twin.conditions.values():
+        n = cond.sampler["steps"]
+        progress = [i / (n - 1) for i in range(n)]
+        assert any(in_window(p, cond.spec.steps) for p in progress), cond.condition
+        assert cond.sampler["height"] <= 64
+    model = twin_config["models"][MODEL_PREFIX + "sd3-medium"]
+    assert model["n_keys"] >= 50 * model["heads"]  # cf's shared budget at k=50 fits
+    assert all(m["source"] == "standin" for m in twin_config["models"].values())
+    assert all(s["source"] == "standin" for s in twin_config["scorers"].values())
+    assert twin_config["models"][MODEL_PREFIX + "sdxl-base"]["variant"] == "fp16"
+
+
+def test_twin_layers_follow_the_depth_rule():
+    twin = make_twin(paper_config())
+    exps = twin["experiments"]
+    # SD3-medium's 24 blocks onto the stand-in's 4: floor(l * 4 / 24)
+    assert exps["geneval_rds"]["conditions"]["A2"]["layers"] == [1, 2, 3]
+    assert exps["cf_k_sweep"]["layers"] == [2]
+    assert twin["models"][MODEL_PREFIX + "sd3-medium"]["measure_layers"] == [0, 1, 2, 3]
+    # SDXL's 10 mid-block layers onto the stand-in's 2
+    assert exps["sdxl_mid"]["layers"] == [0, 1]
+    unknown = paper_config()
+    unknown["models"]["sd3-medium"]["repo"] = "someone/other-dit"
+    with pytest.raises(ValueError, match=r"config.models.sd3-medium.measure_layers: no known depth of 'someone/other-dit'"):
+        make_twin(unknown)
+
+
+def test_twin_cli_writes_a_valid_stand_in_config(tmp_path):
+    out = tmp_path / "twin.yaml"
+    done = subprocess.run([sys.executable, "-m", "sinkrepro.cli", "twin", "config/paper.yaml", "-o", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert text.startswith("# The stand-in twin of config/paper.yaml")
+    assert yaml.safe_load(text) == make_twin(paper_config())
+
+
+# --- a shared condition's shard holds other experiments' prompts: jobs take only their own ----------
+def keep_only(shard: Path, prompt_ids, where: Path) -> Path:
+    """A copy of `shard` whose manifest lists only `prompt_ids` (the oracle's set)."""
+    where.mkdir(parents=True)
+    rows = [r for r in read_jsonl(shard / "manifest.jsonl") if r["prompt_id"] in prompt_ids]
+    for r in rows:
+        (where / r["file"]).write_bytes((shard / r["file"]).read_bytes())
+    write_jsonl(where / "manifest.jsonl", rows)
+    return where
+
+
+def test_fid_set_holds_exactly_the_experiments_images(scorers, tmp_path):  # noqa: F811
+    shard, base = make_shard(tmp_path, "dsp-k1-L1", image_seed=1), make_shard(tmp_path, "base", image_seed=2)
+    own = ["p000", "p002", "p003"]
+    row = score_fid(scorers["fid"], [shard], [base], prompt_ids=own).iloc[0]
+    alone = score_fid(scorers["fid"], [keep_only(shard, own, tmp_path / "a")], [keep_only(base, own, tmp_path / "b")])
+    assert row["n_images"] == row["n_reference"] == 3 and row["value"] == pytest.approx(alone["value"].iloc[0])
+    hashes = sorted(r["sha256"] + "\n" for r in read_jsonl(shard / "manifest.jsonl") if r["prompt_id"] in own)
+    assert row["image_sha256"] == sha256_bytes("".join(hashes).encode())
+    with pytest.raises(ValueError, match=r"no image for prompt_id \['p999'\]"):
+        score_fid(scorers["fid"], [shard], [base], prompt_ids=own + ["p999"])
+
+
+def test_one_score_job_scores_each_metric_on_its_prompts(scorers, tmp_path):  # noqa: F811
+    shard, base = make_shard(tmp_path, "dsp-k1-L1", image_seed=1), make_shard(tmp_path, "base", image_seed=2)
+    metrics = {"clip_t": {"prompt_ids": ["p000", "p001"], "batch_size": 2},
+               "lpips": {"prompt_ids": ["p003"], "batch_size": 2}}
+    out = tmp_path / "scores.parquet"
+    frame = score_shard_metrics(metrics, {"clip_t": scorers["clip_t"], "lpips": scorers["lpips"]}, shard, out,
+                                reference_shard_dirs=[base])
+    cols = ["metric", "prompt_id", "value"]
+    assert frame[cols].equals(pd.read_parquet(out)[cols])
+    for metric, opts in metrics.items():
+        alone = score_shard(metric, scorers[metric], shard, reference_shard_dir=base if metric == "lpips" else None)
+        alone = alone[alone["prompt_id"].isin(opts["prompt_ids"])].reset_index(drop=True)
+        mine = frame[frame["metric"] == metric].reset_index(drop=True)
+        assert list(mine["prompt_id"]) == opts["prompt_ids"] == list(alone["prompt_id"])
+        assert list(mine["value"]) == pytest.approx(list(alone["value"]), rel=1e-5)  # batches differ
+
+
+# --- the whole twin, from nothing to every paper output (slow: runs in CI) -------------------------
+PAPER_TABLES = [f"table{i}" for i in range(1, 21) if i != 8] + ["table16_attribution"]
+
+
+@pytest.fixture(scope="module")
+def twin_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("twin")
+    shutil.copytree(REPO / "config" / "prompts", work / "config" / "prompts")
+    twin = subprocess.run([sys.executable, "-m", "sinkrepro.cli", "twin", str(REPO / "config" / "paper.yaml"),
+                           "-o", str(work / "twin.yaml")], capture_output=True, text=True, timeout=120)
+    assert twin.returncode == 0, twin.stderr
+    started = time.monotonic()
+    log = snakemake(work, "--configfile", "twin.yaml", timeout=3600)
+    snakemake(work, "--configfile", "twin.yaml", "--report", "paper/report.html")
+    print(f"twin run: {time.monotonic() - started:.0f} s")
+    return work, log
+
+
+@pytest.mark.slow
+def test_twin_fills_every_paper_output(twin_run):
+    work, log = twin_run
+    for table in PAPER_TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert "stand-in" in (work / "paper" / "tables" / f"{table}.{ext}").read_text().splitlines()[0], table
+    claims = (work / "paper" / "claims.md").read_text()
+    assert claims.startswith("WARNING: made with random-init stand-in models")
+    assert "not run in this config" not in claims
+    config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
+    grid = build_grid(config, load_prompt_tables(config, work))
+    for path in layout.paper_outputs(grid):
+        assert (work / path).exists(), path
+    assert (work / "paper" / "report.html").stat().st_size > 0
+    # one score job per scored shard, never more than the generate jobs
+    counts = planned(log)
+    assert counts["score"] <= counts["generate"]
+    assert {rule: n for rule, n in counts.items() if rule not in ("all", "default", "total")} == jobs_per_rule(grid)
+
+
+@pytest.mark.slow
+def test_twin_fid_sets_hold_exactly_their_experiments_images(twin_run):
+    work, _ = twin_run
+    config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
+    grid = build_grid(config, load_prompt_tables(config, work))
+    checked = 0
+    for exp in grid.experiments.values():
+        for job in layout.fid_jobs(exp):
+            row = pd.read_parquet(work / job.path).iloc[0]
+            hashes = sorted(r["sha256"] + "\n" for d in layout.fid_set_dirs(grid, job)
+                            for r in read_jsonl(work / d / "manifest.jsonl") if r["prompt_id"] in exp["prompt_ids"])
+            assert row["n_images"] == row["n_reference"] == exp["n_prompts"] == len(hashes)
+            assert row["image_sha256"] == sha256_bytes("".join(hashes).encode())
+            checked += 1
+    assert checked >= 25
+
+
+@pytest.mark.slow
+def test_twin_rerun_has_nothing_to_do(twin_run):
+    work, _ = twin_run
+    assert "Nothing to be done" in snakemake(work, "--configfile", "twin.yaml", "-n")
