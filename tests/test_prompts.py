@@ -30,7 +30,7 @@ def test_geneval_categories_follow_the_official_order(tmp_path):
     counts = Counter(r["category"] for r in rows)
     assert counts == {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94,
                       "position": 100, "color_attr": 100}
-    # categories are contiguous line ranges (paper-reference §7)
+    # categories are contiguous line ranges (docs/paper-items.md)
     assert {r["category"] for r in rows[353:453]} == {"position"}
     assert rows[0]["prompt_id"] == "geneval-000" and rows[552]["prompt_index"] == 552
 

@@ -60,7 +60,7 @@ def set_scheduler(pipe, family: str, name: str) -> None:
     if family == "sd3":
         if name == "euler":
             raise ValueError("sampler.scheduler: 'euler' (EulerDiscreteScheduler) predicts epsilon and does not fit "
-                             "SD3's flow matching (paper-reference §6.11); use 'default' or 'dpmpp'")
+                             "SD3's flow matching (docs/paper-deviations.md); use 'default' or 'dpmpp'")
         pipe.scheduler = DPMSolverMultistepScheduler.from_config(
             pipe.scheduler.config, use_flow_sigmas=True, prediction_type="flow_prediction")
     else:

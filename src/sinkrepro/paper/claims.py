@@ -31,7 +31,7 @@ class Verdict:
 class Claim:
     title: str
     statement: str
-    paper: str      # the paper's own numbers (notes/paper-reference.md §5)
+    paper: str      # the paper's own numbers (docs/paper-items.md)
     rule: str
     judge: Callable[[pd.DataFrame, StatsConfig], Verdict]
 

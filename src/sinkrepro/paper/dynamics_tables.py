@@ -358,7 +358,7 @@ def _caption(table: str, exps: list[dict], cfg: StatsConfig) -> str:
             f"'{COMPLETE}' and never divided.",
             "The paper's 44,059x (Table 4) and README's >10^8x were epsilon artefacts: the eta=0 mass is exactly 0, "
             "so baseline / max(0, 1e-6) = baseline x 10^6 (44,059x is an index-0 mass of 0.044059) and "
-            "mass / 1e-10 gives >10^8x (notes/paper-reference.md §2, §6.9)."]
+            "mass / 1e-10 gives >10^8x (docs/paper-deviations.md)."]
     return " ".join(parts)
 
 

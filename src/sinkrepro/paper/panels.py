@@ -1,6 +1,6 @@
 """Qualitative panels: baseline | sink-removed | random-removed, picked by the paper's taxonomy.
 
-Groups (notes/paper-reference.md §1, "Qualitative panels"), each from the sink condition's
+Groups (docs/paper-items.md, "qualitative panels"), each from the sink condition's
 per-image LPIPS (vs baseline) and ΔCLIP-T (sink − baseline):
   A  high LPIPS while CLIP-T is stable (|ΔCLIP-T| < clip_tol): the image changes, the alignment doesn't
   B  LPIPS between its 25th and 75th percentile and stable, closest to the median: a typical image

@@ -1,6 +1,6 @@
 """Paper tables from stats rows: paper/tables/<table>.{csv,md,tex}.
 
-Each table id of the paper (notes/paper-reference.md §1) has a layout. An experiment names the
+Each table id of the paper (docs/paper-items.md) has a layout. An experiment names the
 tables it fills (`experiment["tables"]`); tables that come from sink dynamics (1, 4, 16's
 attribution) or are hand-compiled (8) are not built here.
 """
