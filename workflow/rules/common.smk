@@ -263,7 +263,7 @@ def dynamics_table_inputs(wildcards):
 def dynamics_table_files():
     """Every dynamics table output the config asks for (add to rule all)."""
     stems = [OUTPUT_STEMS[t] for t in dynamics_tables(EXPERIMENTS.values())]
-    return expand("paper/tables/{stem}.{ext}", stem=stems, ext=("csv", "md", "tex"))
+    return expand("paper/tables/{stem}.{ext}", stem=stems, ext=TABLE_FORMATS)
 
 
 

@@ -34,9 +34,21 @@ rule paper_tables:
         "../scripts/paper_tables.py"
 
 
+def noise_floor_scores():
+    """Per-image scores of the unedited baseline of every experiment with two or more seeds: the claims
+    measure the seed-to-seed noise floor from them."""
+    files = []
+    for name in scored_experiments():
+        exp = EXPERIMENTS[name]
+        if len(exp["seeds"]) > 1:
+            files += [f for f in score_files(name) if f.split("/")[4] == exp["baseline"]]
+    return sorted(set(files))
+
+
 rule paper_claims:
     input:
         stats=expand("results/stats/{experiment}.parquet", experiment=scored_experiments()),
+        baseline_scores=noise_floor_scores(),
     output:
         claims=report("paper/claims.md", caption="../report/claims.rst", category="claims"),
     log:
@@ -58,6 +70,7 @@ rule dynamics_figure:
                    category="{experiment}", subcategory=experiment_model, labels=figure_labels),
         pdf="paper/figures/{experiment}/dynamics_{figure}.pdf",
         csv="paper/figures/{experiment}/dynamics_{figure}.csv",
+        meta="paper/figures/{experiment}/dynamics_{figure}.csv-metadata.json",
     log:
         "logs/figures/{experiment}/dynamics_{figure}.log",
     params:
@@ -80,6 +93,7 @@ rule stats_figure:
                    category="{experiment}", subcategory=experiment_model, labels=figure_labels),
         pdf="paper/figures/{experiment}/{figure}.pdf",
         csv="paper/figures/{experiment}/{figure}.csv",
+        meta="paper/figures/{experiment}/{figure}.csv-metadata.json",
     log:
         "logs/figures/{experiment}/{figure}.log",
     params:
@@ -100,6 +114,7 @@ rule panels_figure:
                    category="{experiment}", subcategory=experiment_model, labels=panel_labels),
         pdf="paper/figures/{experiment}/panels_k{k}.pdf",
         csv="paper/figures/{experiment}/panels_k{k}.csv",
+        meta="paper/figures/{experiment}/panels_k{k}.csv-metadata.json",
     log:
         "logs/figures/{experiment}/panels_k{k}.log",
     params:

@@ -10,11 +10,10 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from sinkrepro.io import write_text
 from sinkrepro.paper import calibration_figures, dynamics_figures, effect_figures, panels
 from sinkrepro.paper.style import Drawn, is_standin, save
+from sinkrepro.paper.sidecar import write_csv
 from sinkrepro.paper.summarise import read_parquets
-from sinkrepro.provenance import notice_lines
 
 DYNAMICS_FIGURES = ("curves", "position", "attribution")
 STATS_FIGURES = ("dose", "forest", "fid", "categories")
@@ -22,10 +21,10 @@ STATS_FIGURES = ("dose", "forest", "fid", "categories")
 
 def save_drawn(drawn: Drawn, png: str | Path, pdf: str | Path, csv: str | Path | None = None,
                standin: bool = False) -> None:
-    """Write the figure, and the table it drew as CSV (first line: the stand-in notice, if any)."""
+    """Write the figure, and the table it drew as CSV with its sidecar (title, stand-in notice)."""
     save(drawn.figure, png, pdf)
     if csv:
-        write_text(csv, notice_lines(standin, "# ") + drawn.data.to_csv(index=False))
+        write_csv(csv, drawn.data, drawn.figure.get_suptitle(), f"The data drawn in {Path(png).name}.", standin)
 
 
 def _title(rows: pd.DataFrame, what: str) -> str:
