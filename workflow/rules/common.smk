@@ -147,8 +147,7 @@ def all_scores():
 # ---- paper outputs -------------------------------------------------------------------------
 from sinkrepro.paper.tables import FORMATS as TABLE_FORMATS, stats_tables
 
-DYNAMICS_FIGURES = ("curves", "position", "attribution")
-STATS_FIGURES = ("dose", "forest", "fid", "categories")
+from sinkrepro.paper.figures import DYNAMICS_FIGURES, STATS_FIGURES, figure_names as _figure_names
 
 
 def paper_tables():
@@ -156,22 +155,7 @@ def paper_tables():
 
 
 def figure_names(name):
-    """Which figures an experiment's data can draw."""
-    exp = EXPERIMENTS[name]
-    names = [f"dynamics_{f}" for f in DYNAMICS_FIGURES] if exp["measure"] else []
-    per_image = per_image_metrics(exp["metrics"])
-    if per_image:
-        names += ["forest", "categories"]
-        ks = {}
-        for c in exp["conditions"]:
-            ks.setdefault(c["label"], set()).add(c["k"])
-        if any(len(k) > 1 for k in ks.values()):
-            names.append("dose")
-    if exp["fid_pairs"]:
-        names.append("fid")
-    if {"clip_t", "lpips"} <= set(per_image):
-        names += [f"panels_k{c['k']}" for c in exp["contrasts"]]
-    return names
+    return _figure_names(EXPERIMENTS[name])
 
 
 def figure_files(name):

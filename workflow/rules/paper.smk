@@ -1,4 +1,13 @@
-# Stage targets (used by dvc.yaml) and the paper: tables, claims, figures, all in the report.
+# Stage targets (used by dvc.yaml) and the paper: tables, claims, figures, the index, all in the report.
+from pathlib import Path
+
+# The report's front page: this run's index (written by paper_index), then how to read the report;
+# before a run has written it, the guide alone.
+REPORT_FRONT = "paper/report.rst"
+INDEX_FILES = ["paper/README.md", REPORT_FRONT]
+
+
+report: str(Path(REPORT_FRONT).absolute()) if Path(REPORT_FRONT).exists() else "../report/workflow.rst"
 
 
 rule weights:
@@ -128,3 +137,20 @@ rule panels_figure:
     script:
         "../scripts/fig_panels.py"
 
+
+
+rule paper_index:
+    input:
+        final_outputs(),
+    output:
+        index="paper/README.md",
+        front=REPORT_FRONT,
+    log:
+        "logs/paper/index.log",
+    params:
+        experiments=list(EXPERIMENTS.values()),
+        guide=workflow.source_path("../report/workflow.rst"),
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/paper_index.py"

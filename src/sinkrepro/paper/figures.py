@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from sinkrepro.grid import per_image_metrics
 from sinkrepro.paper import calibration_figures, dynamics_figures, effect_figures, panels
 from sinkrepro.paper.style import Drawn, is_standin, save
 from sinkrepro.paper.sidecar import write_csv
@@ -17,6 +18,24 @@ from sinkrepro.paper.summarise import read_parquets
 
 DYNAMICS_FIGURES = ("curves", "position", "attribution")
 STATS_FIGURES = ("dose", "forest", "fid", "categories")
+
+
+def figure_names(exp: dict) -> list[str]:
+    """Which figures a resolved experiment's data can draw (paper/figures/<experiment>/<name>.png)."""
+    names = [f"dynamics_{f}" for f in DYNAMICS_FIGURES] if exp["measure"] else []
+    per_image = per_image_metrics(exp["metrics"])
+    if per_image:
+        names += ["forest", "categories"]
+        ks = {}
+        for c in exp["conditions"]:
+            ks.setdefault(c["label"], set()).add(c["k"])
+        if any(len(k) > 1 for k in ks.values()):
+            names.append("dose")
+    if exp["fid_pairs"]:
+        names.append("fid")
+    if {"clip_t", "lpips"} <= set(per_image):
+        names += [f"panels_k{c['k']}" for c in exp["contrasts"]]
+    return names
 
 
 def save_drawn(drawn: Drawn, png: str | Path, pdf: str | Path, csv: str | Path | None = None,

@@ -19,6 +19,7 @@ import pandas as pd
 from PIL import Image
 
 from sinkrepro.io import read_jsonl
+from sinkrepro.paper.numbers import sig
 from sinkrepro.paper.style import FONT_SIZE, Drawn, finish, is_standin, new_figure
 from sinkrepro.paper.summarise import paired_deltas, require_columns
 
@@ -120,9 +121,11 @@ def plot_panels(selection: pd.DataFrame, condition: str, control: str, standin: 
         prompt = textwrap.shorten(r.prompt, 90, placeholder="…")
         cell.suptitle(f"{r.group}{r.rank} · {GROUPS[r.group]} · seed {r.seed}\n“{prompt}”",
                       fontsize=FONT_SIZE - 1)
-        _show(axes[0], r.path_base, f"CLIP-T {r.clip_base:.3f}", columns[0])
-        _show(axes[1], r.path_sink, f"LPIPS {r.lpips_sink:.3f}\nΔCLIP-T {r.d_clip_sink:+.3f}", columns[1])
-        _show(axes[2], r.path_random, f"LPIPS {r.lpips_random:.3f}\nΔCLIP-T {r.d_clip_random:+.3f}", columns[2])
+        _show(axes[0], r.path_base, f"CLIP-T {sig(r.clip_base)}", columns[0])
+        _show(axes[1], r.path_sink, f"LPIPS {sig(r.lpips_sink, 2)}\nΔCLIP-T {sig(r.d_clip_sink, 2, signed=True)}",
+              columns[1])
+        _show(axes[2], r.path_random, f"LPIPS {sig(r.lpips_random, 2)}\nΔCLIP-T "
+              f"{sig(r.d_clip_random, 2, signed=True)}", columns[2])
     for cell in list(cells.flat)[n:]:
         cell.set_visible(False)
     empty = [g for g in GROUPS if g not in set(selection["group"])]
