@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from test_figures_inputs import dynamics_rows, fid_stats_rows, image_shards, stats_rows
+from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
@@ -39,9 +40,10 @@ def test_fig_dynamics_adapter_writes_png_pdf_and_the_drawn_table(tmp_path, figur
     out = run_adapter("fig_dynamics.py", tmp_path, {"dynamics": paths},
                       {"figure": figure, "layers": [0, 2], "condition": "base", "model": "tiny-sd3"})
     assert out["pdf"].read_bytes()[:5] == b"%PDF-" and out["png"].stat().st_size > 0
-    lines = out["csv"].read_text().splitlines()
-    assert lines[0] == "# " + STANDIN_NOTICE
-    table = pd.read_csv(out["csv"], comment="#")
+    meta = read_metadata(out["csv"])
+    assert meta["standin"] is True and meta["notice"] == STANDIN_NOTICE and meta["url"] == "fig.csv"
+    table = pd.read_csv(out["csv"])  # default reader, no options
+    assert [c["name"] for c in meta["tableSchema"]["columns"]] == list(table.columns)
     if figure == "curves":
         assert set(table["layer"]) == {0, 2} and table["n"].max() == 3  # prompts pooled over both files
     if figure == "attribution":
@@ -63,7 +65,7 @@ def test_forest_options_pass_through(tmp_path):
     stats_rows().to_parquet(stats)
     out = run_adapter("fig_stats.py", tmp_path, {"stats": str(stats)},
                       {"figure": "forest", "options": {"adjusted": "p_adj_experiment", "alpha": 0.5}})
-    table = pd.read_csv(out["csv"], comment="#")
+    table = pd.read_csv(out["csv"])
     assert (table["significant"] == (table["p_adj_experiment"] < 0.5)).all()
 
 
@@ -76,7 +78,7 @@ def test_fig_panels_adapter_writes_the_selection_table(tmp_path):
         score_paths.append(str(p))
     out = run_adapter("fig_panels.py", tmp_path, {"scores": score_paths, "shards": [str(s) for s in shards]},
                       {"condition": "cf-k1-L1", "control": "cf_random-k1-L1", "n_per_group": 1, "clip_tol": 0.05})
-    table = pd.read_csv(out["csv"], comment="#")
+    table = pd.read_csv(out["csv"])
     assert {"C", "D"} <= set(table["group"]) <= {"A", "B", "C", "D"}  # C and D have no entry condition
     assert table.groupby("group").size().max() == 1
     assert {"prompt", "lpips_sink", "d_clip_sink", "path_sink", "path_random"} <= set(table.columns)

@@ -149,7 +149,7 @@ rule paper_index:
         "logs/paper/index.log",
     params:
         experiments=list(EXPERIMENTS.values()),
-        guide=workflow.source_path("../report/workflow.rst"),
+        guide=Path(workflow.source_path("../report/workflow.rst")).read_text(),
     conda:
         "../../envs/sinkrepro.yaml"
     script:

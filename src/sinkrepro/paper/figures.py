@@ -5,6 +5,7 @@ lives in dynamics_figures, effect_figures, calibration_figures and panels; the s
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -13,6 +14,7 @@ import pandas as pd
 from sinkrepro.grid import per_image_metrics
 from sinkrepro.paper import calibration_figures, dynamics_figures, effect_figures, panels
 from sinkrepro.paper.style import Drawn, is_standin, save
+from sinkrepro.paper.figcheck import problems
 from sinkrepro.paper.sidecar import write_csv
 from sinkrepro.paper.summarise import read_parquets
 
@@ -40,10 +42,15 @@ def figure_names(exp: dict) -> list[str]:
 
 def save_drawn(drawn: Drawn, png: str | Path, pdf: str | Path, csv: str | Path | None = None,
                standin: bool = False) -> None:
-    """Write the figure, and the table it drew as CSV with its sidecar (title, stand-in notice)."""
+    """Write the figure, and the table it drew as CSV with its sidecar: title, stand-in notice, and the
+    legibility problems `figcheck` finds in the figure (none, for a figure fit to read)."""
+    issues = problems(drawn.figure)
+    for issue in issues:
+        logging.warning("%s: %s", png, issue)
     save(drawn.figure, png, pdf)
     if csv:
-        write_csv(csv, drawn.data, drawn.figure.get_suptitle(), f"The data drawn in {Path(png).name}.", standin)
+        write_csv(csv, drawn.data, drawn.figure.get_suptitle(), f"The data drawn in {Path(png).name}.", standin,
+                  {"legibility_problems": issues})
 
 
 def _title(rows: pd.DataFrame, what: str) -> str:

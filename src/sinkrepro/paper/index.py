@@ -126,12 +126,12 @@ def render_rst(experiments: Iterable[dict]) -> str:
     return re.sub(r"`([^`]+)`", r"``\1``", "\n".join(out)) + "\n"
 
 
-def write_index(experiments: Iterable[dict], guide: str | os.PathLike, index_md: str | os.PathLike,
+def write_index(experiments: Iterable[dict], guide: str, index_md: str | os.PathLike,
                 front_rst: str | os.PathLike) -> list[Path]:
     """paper/README.md, and the report's front page: the title and the index, then the guide to
-    reading the report (`guide`, reStructuredText whose first two lines are its title)."""
+    reading the report (`guide`: reStructuredText whose first two lines are its title)."""
     experiments = list(experiments)
-    title, rule, *rest = Path(guide).read_text().splitlines()
+    title, rule, *rest = guide.splitlines()
     write_text(index_md, render_markdown(experiments))
     write_text(front_rst, "\n".join([title, rule, "", render_rst(experiments), *rest]) + "\n")
     return [Path(index_md), Path(front_rst)]

@@ -33,7 +33,8 @@ def csv_text(frame: pd.DataFrame) -> str:
     return whole_columns(frame).to_csv(index=False)
 
 
-def metadata_text(csv_name: str, title: str, caption: str, standin: bool, frame: pd.DataFrame) -> str:
+def metadata_text(csv_name: str, title: str, caption: str, standin: bool, frame: pd.DataFrame,
+                  extra: dict | None = None) -> str:
     meta = {
         "@context": "http://www.w3.org/ns/csvw",
         "url": csv_name,
@@ -42,16 +43,17 @@ def metadata_text(csv_name: str, title: str, caption: str, standin: bool, frame:
         "standin": bool(standin),
         "notice": STANDIN_NOTICE if standin else "",
         "tableSchema": {"columns": [{"name": str(c)} for c in frame.columns]},
+        **(extra or {}),
     }
     return json.dumps(meta, indent=1, ensure_ascii=False) + "\n"
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame, title: str, caption: str = "",
-              standin: bool = False) -> list[Path]:
-    """Write `frame` as CSV and its sidecar; returns both paths."""
+              standin: bool = False, extra: dict | None = None) -> list[Path]:
+    """Write `frame` as CSV and its sidecar (`extra`: more sidecar fields); returns both paths."""
     path = Path(path)
     write_text(path, csv_text(frame))
-    write_text(sidecar_path(path), metadata_text(path.name, title, caption, standin, frame))
+    write_text(sidecar_path(path), metadata_text(path.name, title, caption, standin, frame, extra))
     return [path, sidecar_path(path)]
 
 
