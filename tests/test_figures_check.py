@@ -45,7 +45,7 @@ def test_overlapping_texts_are_found_and_neighbours_are_not():
 def test_rotated_labels_are_rectangles_not_their_bounding_boxes():
     fig, ax = figure(3, 3)
     ax.set_xticks(range(4), ["category one", "category two", "category three", "category four"],
-                  rotation=45, ha="right")
+                  rotation=45, ha="right", fontsize=12)
     fig.tight_layout()
     assert problems(fig) == []  # their axis-aligned boxes overlap, the rotated text does not
     labels = ax.get_xticklabels()
@@ -53,7 +53,7 @@ def test_rotated_labels_are_rectangles_not_their_bounding_boxes():
     a, b = corners(labels[0], renderer), corners(labels[1], renderer)
     box_a, box_b = labels[0].get_window_extent(renderer), labels[1].get_window_extent(renderer)
     assert box_a.overlaps(box_b) and overlap(a, b) <= 0
-    ax.set_xticks(range(4), ["a much longer category name"] * 4, rotation=10, ha="right")
+    ax.set_xticks(range(4), ["a much longer category name"] * 4, rotation=10, ha="right", fontsize=12)
     assert any("overlap" in p for p in problems(fig))
 
 

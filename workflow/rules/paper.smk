@@ -149,7 +149,7 @@ rule paper_index:
         "logs/paper/index.log",
     params:
         experiments=list(EXPERIMENTS.values()),
-        guide=Path(workflow.source_path("../report/workflow.rst")).read_text(),
+        guide=lambda wildcards, text=Path(workflow.source_path("../report/workflow.rst")).read_text(): text,
     conda:
         "../../envs/sinkrepro.yaml"
     script:

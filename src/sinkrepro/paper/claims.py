@@ -323,8 +323,7 @@ def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool, margins:
            f"resamples) over prompts. Estimates are paired on (prompt, seed) and averaged over seeds per prompt. "
            f"The paper's numbers are quoted from its README and tables. The paper's own rule is shown beside ours: "
            f"a CI that contains 0 means \"no effect\" to the paper, whichever way the claim points.", "",
-           "Non-inferiority margins (the largest harm that counts as none), each from outside the comparison "
-           "it judges:", *used, "",
+           "Non-inferiority margins (the largest harm that counts as none) and where each comes from:", *used, "",
            "Each evidence table gives the smallest margin at which the row would pass non-inferiority, and each "
            "claim that uses a margin shows its verdict across a range of margins.", ""]
     summary = ["| claim | verdict |", "|---|---|"]
