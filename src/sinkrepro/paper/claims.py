@@ -276,7 +276,8 @@ CLAIMS = [
     Claim("Perceptual shift about 6x random", "The sink LPIPS shift is about 6x the random one.",
           "k=1: 0.347 vs 0.053 (6.5x); k=5: 0.436 vs 0.104 (4.2x).",
           f"Per k, the ratio of mean LPIPS (sink / random) with its paired bootstrap CI; \"about 6x\" is "
-          f"[{ABOUT_6X[0]:g}, {ABOUT_6X[1]:g}] (within a factor 1.5 of 6; the paper's 6.5 and 4.2 lie inside). The whole "
+          f"[{ABOUT_6X[0]:g}, {ABOUT_6X[1]:g}] (within a factor 1.5 of 6; the paper's 6.5 and 4.2 lie inside). "
+          f"The whole "
           f"CI decides: supported if it lies inside that range, not supported if it lies entirely outside, "
           f"inconclusive if it straddles an end. Several k: all must be supported.", perceptual_ratio),
 ]

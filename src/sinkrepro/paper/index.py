@@ -95,7 +95,8 @@ def index_entries(experiments: Iterable[dict]) -> list[Entry]:
 def _header(experiments: list[dict]) -> list[str]:
     names = ", ".join(e["name"] for e in experiments)
     lines = [f"Every run rewrites this index for its config (the copy in the repository is the default "
-             f"config's). This run's experiments: {names}. Each item of the paper is {REPRODUCED} (with the files this run "
+             f"config's). This run's experiments: {names}. Each item of the paper is {REPRODUCED} (with the files "
+             f"this run "
              f"wrote and the experiments, presets and model that made them), {NOT_IN_CONFIG} (and why), or "
              f"{HAND_MADE}. Each figure's `.png` has a `.pdf` and the `.csv` of its data beside it. Claim verdicts: "
              f"`paper/claims.md`; everything with captions: `paper/report.html`."]
