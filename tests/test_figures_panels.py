@@ -82,7 +82,7 @@ def test_qualitative_panel_shows_three_images_prompt_and_scores_per_example(shar
     for cell, r in zip(cells, sel.itertuples()):
         assert r.prompt in cell.get_suptitle() and cell.get_suptitle().startswith(f"{r.group}{r.rank}")
         axes = cell.axes
-        assert [ax.get_title() for ax in axes] == ["baseline", "sinks removed", "random keys removed"]
+        assert [ax.get_title() for ax in axes] == ["baseline", "sinks removed", "random removed"]
         assert axes[1].get_xlabel() == f"LPIPS {sig(r.lpips_sink, 2)}\nΔCLIP-T {sig(r.d_clip_sink, 2, signed=True)}"
         assert axes[2].get_xlabel().startswith(f"LPIPS {sig(r.lpips_random, 2)}")
         assert axes[0].get_images()[0].get_array().shape == (32, 32, 3)

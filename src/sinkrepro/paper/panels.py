@@ -115,7 +115,7 @@ def plot_panels(selection: pd.DataFrame, condition: str, control: str, standin: 
     fig, _ = new_figure(1, 1, height=nrows * ROW_HEIGHT_IN + 1.0)
     fig.delaxes(fig.axes[0])
     cells = fig.subfigures(nrows, EXAMPLES_PER_ROW, squeeze=False)
-    columns = ("baseline", "sinks removed", "random keys removed")
+    columns = ("baseline", "sinks removed", "random removed")
     for cell, r in zip(cells.flat, selection.itertuples()):
         axes = cell.subplots(1, 3)
         prompt = textwrap.shorten(r.prompt, 90, placeholder="…")
