@@ -103,3 +103,34 @@ def test_report_captions_render_as_snakemake_renders_them(caption):
     html = docutils_core.publish_parts(text, writer="html",
                                        settings_overrides={"report_level": 2, "halt_level": 2})["body"]
     assert "system-message" not in html and len(html) > 100
+
+
+def test_index_adapter_writes_the_index_and_a_report_front_page_that_renders(tmp_path):
+    """paper/README.md and paper/report.rst for the default config; the front page renders as the
+    report renders it (Jinja, then docutils) with the index first and no warnings."""
+    docutils_core = pytest.importorskip("docutils.core")
+    from jinja2 import Environment
+
+    from sinkrepro.config import grid_for, load_config
+    from sinkrepro.paper.index import render_markdown
+
+    root = REPORT.parents[1]
+    experiments = list(grid_for(load_config(root / "config" / "config.yaml"), root=root).experiments.values())
+    out = {"index": tmp_path / "README.md", "front": tmp_path / "report.rst"}
+    guide = (REPORT / "workflow.rst").read_text()
+    run_adapter_with("paper_index.py", out, {"experiments": experiments, "guide": guide}, tmp_path)
+    assert out["index"].read_text() == render_markdown(experiments)
+    config = load_config(root / "config" / "config.yaml")
+    text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(out["front"].read_text()).render(
+        snakemake=SimpleNamespace(config=config), categories={}, files={})
+    html = docutils_core.publish_parts(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
+    body = html["body"]
+    assert "system-message" not in body
+    assert body.index("Index of the paper") < body.index("How to read it")
+    assert "paper/tables/table9" in body and "tiny-sdxl" in body and "k_sweep" not in body
+
+
+def run_adapter_with(script: str, outputs: dict, params: dict, tmp: Path) -> None:
+    snakemake = SimpleNamespace(input=Named(), output=Named(**{k: str(v) for k, v in outputs.items()}),
+                                params=Named(**params), log=[str(tmp / "adapter.log")])
+    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})
