@@ -1,5 +1,6 @@
 # Config validation, the job grid, and input functions shared by the rules.
 import json
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -65,6 +66,17 @@ def score_files(name):
                 files += [f"results/scores/{metric}/{s.model}/{s.condition}/seed{s.seed}/{s.name}.parquet"
                           for s in GRID.shards_of(exp["model"], condition, seed)]
     return sorted(set(files))
+
+
+def noise_floor_scores():
+    """Per-image scores of the unedited baseline of every experiment with two or more seeds: the claims
+    measure the seed-to-seed noise floor from them."""
+    files = set()
+    for name in scored_experiments():
+        exp = EXPERIMENTS[name]
+        if len(exp["seeds"]) > 1:
+            files |= {f for f in score_files(name) if Path(f).parts[4] == exp["baseline"]}  # .../{condition}/...
+    return sorted(files)
 
 
 FID_SCORES = "results/scores/fid/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.parquet"

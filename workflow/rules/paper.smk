@@ -43,17 +43,6 @@ rule paper_tables:
         "../scripts/paper_tables.py"
 
 
-def noise_floor_scores():
-    """Per-image scores of the unedited baseline of every experiment with two or more seeds: the claims
-    measure the seed-to-seed noise floor from them."""
-    files = []
-    for name in scored_experiments():
-        exp = EXPERIMENTS[name]
-        if len(exp["seeds"]) > 1:
-            files += [f for f in score_files(name) if f.split("/")[4] == exp["baseline"]]
-    return sorted(set(files))
-
-
 rule paper_claims:
     input:
         stats=expand("results/stats/{experiment}.parquet", experiment=scored_experiments()),
