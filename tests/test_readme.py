@@ -17,7 +17,7 @@ RUN_HERE = {
     ".venv/bin/sinkrepro plan config/config.yaml": "generations:",
     ".venv/bin/snakemake --cores 2 --configfile config/config.yaml": "Nothing to be done",
     '.venv/bin/sinkrepro sinks --model-dir resources/models/tiny-sd3 --family sd3 --prompt "a red car" --layer 1':
-        "sink",
+        "top1 mass",
     '.venv/bin/sinkrepro generate --model-dir resources/models/tiny-sd3 --family sd3 --prompt "a red car" '
     '--preset rds --k 1 --layers 1 --out img.png': "wrote img.png",
 }
