@@ -22,7 +22,7 @@ $(VENV)/.installed: envs/torch.txt envs/core.txt envs/nodeps.txt pyproject.toml
 
 reproduce: install
 	$(SNAKEMAKE)
-	$(SNAKEMAKE) --report paper/report.html
+	$(SNAKEMAKE) --report paper/report.html --report-stylesheet workflow/report/report.css
 
 plan: install
 	$(VENV)/bin/sinkrepro plan $(CONFIG)
@@ -34,7 +34,7 @@ lint: install
 	$(SNAKEMAKE) --lint
 
 clean:
-	rm -rf results logs paper/tables paper/figures paper/claims.md paper/report.html .snakemake
+	rm -rf results logs paper/tables paper/figures paper/claims.md paper/report.html paper/report.rst .snakemake
 
 # Share weights and expensive outputs through DVC (docs/sharing.md). REMOTE=name: not the default remote.
 .PHONY: push pull touch

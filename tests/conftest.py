@@ -9,3 +9,56 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+# ---- one `make reproduce`, shared by the workflow, README and figure tests ----------------------
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def repo_copy(dest: Path) -> Path:
+    """The repository's files (tracked and untracked, not ignored) copied to `dest`, with a `.venv`
+    that links to this checkout's environment and is newer than its requirements, so `make` does not
+    install again."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    venv = (REPO / ".venv").resolve()
+    (dest / ".venv").mkdir()
+    for entry in venv.iterdir():
+        if entry.name != ".installed":
+            (dest / ".venv" / entry.name).symlink_to(entry)
+    (dest / ".venv" / ".installed").touch()
+    return dest
+
+
+def run_in(work: Path, command: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    """`command` run by bash in `work`, importing `work`'s own sinkrepro, offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(work / "src")}
+    return subprocess.run(["bash", "-c", command], cwd=work, capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory):
+    """`make reproduce`, exactly as the README says, in a copy of the repository whose
+    config/config.yaml is the tiny end-to-end config of tests/test_workflow.py."""
+    import yaml
+    from test_workflow import PROMPTS, tiny_config
+
+    work = repo_copy(tmp_path_factory.mktemp("repo"))
+    (work / "prompts.tsv").write_text(PROMPTS)
+    config = work / "config" / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(work / "prompts.tsv")))
+    done = run_in(work, "make reproduce")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return work, config

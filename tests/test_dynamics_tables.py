@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import io
 import runpy
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from scipy import stats
 from sinkrepro.attention import attach
 from sinkrepro.attention.spec import spec_from_config
 from sinkrepro.paper import dynamics_tables as dt
+from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
 from sinkrepro.stats import StatsConfig
 
@@ -262,10 +262,6 @@ class Outputs(list):
         return getattr(self, key, default)
 
 
-def read_csv_body(path: Path) -> pd.DataFrame:
-    return pd.read_csv(io.StringIO("".join(l for l in path.read_text().splitlines(True) if not l.startswith("#"))))
-
-
 @pytest.mark.parametrize("table, stem",
                          [("table1", "table1"), ("table4", "table4"), ("table16", "table16_attribution")])
 def test_adapter_writes_csv_md_tex(rows, tmp_path, table, stem):
@@ -275,19 +271,21 @@ def test_adapter_writes_csv_md_tex(rows, tmp_path, table, stem):
         p.parent.mkdir(exist_ok=True)
         g.to_parquet(p)
         paths.append(str(p))
-    out = {ext: str(tmp_path / "tables" / f"{stem}.{ext}") for ext in ("csv", "md", "tex")}
+    out = {ext: str(tmp_path / "tables" / f"{stem}.{ext}") for ext in ("csv", "csv-metadata.json", "md", "tex")}
     snakemake = type("S", (), dict(input=Outputs(dynamics=paths), output=Outputs(**out),
                                    params=Outputs(table=table, experiments=[make_experiment()],
                                                   stats={"bootstrap_resamples": 500, "seed": 0}),
                                    log=[str(tmp_path / "log.txt")]))()
     runpy.run_path(str(SCRIPT), init_globals={"snakemake": snakemake})
     csv, md, tex = (Path(out[e]) for e in ("csv", "md", "tex"))
-    for f, lead in ((csv, "# "), (md, "> "), (tex, "% ")):
+    for f, lead in ((md, "> "), (tex, "% ")):
         assert f.read_text().splitlines()[0] == lead + STANDIN_NOTICE
-    caption = csv.read_text().splitlines()[1]
+    meta = read_metadata(csv)
+    assert meta["notice"] == STANDIN_NOTICE
+    caption = meta["dc:description"]
     for part in ("model tiny-sd3", "N=6 prompts (tiny)", "2 seed(s) [0, 1]", f"Table {table[5:]} (reproduction)"):
         assert part in caption
-    body = read_csv_body(csv)
+    body = pd.read_csv(csv)
     expected = dt.build_dynamics_table(table, dt.reduce_rows(rows), [make_experiment()],
                                        StatsConfig.from_dict({"bootstrap_resamples": 500}))[0].body
     assert list(body.columns) == list(expected.columns) and len(body) == len(expected)
@@ -298,4 +296,4 @@ def test_adapter_writes_csv_md_tex(rows, tmp_path, table, stem):
         assert body.set_index("condition").loc["sa-eta0", "reduction"] == dt.COMPLETE
     if table == "table1":
         assert "index-0 (patch 0,0)" in md.read_text() and "CLIP BOS" in md.read_text()
-    assert Path(snakemake.log[0]).read_text().split() == [out["csv"], out["md"], out["tex"]]
+    assert Path(snakemake.log[0]).read_text().split() == list(out.values())

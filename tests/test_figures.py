@@ -10,6 +10,7 @@ from scipy import stats
 from test_figures_inputs import dynamics_rows, stats_rows
 from sinkrepro.paper import dynamics_figures as dyn
 from sinkrepro.paper import effect_figures as eff
+from sinkrepro.paper.numbers import sig
 from sinkrepro.paper.style import STANDIN_NOTICE, WIDTH_IN, save
 
 
@@ -120,8 +121,9 @@ def test_plot_dose_response_panels_axes_points_and_margin_band():
     drawn = eff.plot_dose_response(st)
     axes = [ax for ax in drawn.figure.axes if ax.get_visible()]
     assert len(axes) == 3
+    assert axes[0].get_ylabel() == "effect (Δ or ΔΔ)"
     for ax, metric, margin in zip(axes, ("CLIP-T", "HPS v2.1", "LPIPS"), (0.01, 0.005, 0.05)):
-        assert ax.get_ylabel() == f"effect on {metric}"
+        assert ax.get_title().splitlines() == [metric, f"margin ±{sig(margin, 2)}"]
         assert ax.get_xscale() == "log"
         series = [c for c in ax.containers if c.get_label() and not c.get_label().startswith("_")]
         assert len(series) == 3 and all(len(c.lines[0].get_xdata()) == 4 for c in series)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from test_figures_inputs import dynamics_rows, fid_stats_rows, image_shards, stats_rows
+from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
@@ -39,9 +40,10 @@ def test_fig_dynamics_adapter_writes_png_pdf_and_the_drawn_table(tmp_path, figur
     out = run_adapter("fig_dynamics.py", tmp_path, {"dynamics": paths},
                       {"figure": figure, "layers": [0, 2], "condition": "base", "model": "tiny-sd3"})
     assert out["pdf"].read_bytes()[:5] == b"%PDF-" and out["png"].stat().st_size > 0
-    lines = out["csv"].read_text().splitlines()
-    assert lines[0] == "# " + STANDIN_NOTICE
-    table = pd.read_csv(out["csv"], comment="#")
+    meta = read_metadata(out["csv"])
+    assert meta["standin"] is True and meta["notice"] == STANDIN_NOTICE and meta["url"] == "fig.csv"
+    table = pd.read_csv(out["csv"])  # default reader, no options
+    assert [c["name"] for c in meta["tableSchema"]["columns"]] == list(table.columns)
     if figure == "curves":
         assert set(table["layer"]) == {0, 2} and table["n"].max() == 3  # prompts pooled over both files
     if figure == "attribution":
@@ -63,7 +65,7 @@ def test_forest_options_pass_through(tmp_path):
     stats_rows().to_parquet(stats)
     out = run_adapter("fig_stats.py", tmp_path, {"stats": str(stats)},
                       {"figure": "forest", "options": {"adjusted": "p_adj_experiment", "alpha": 0.5}})
-    table = pd.read_csv(out["csv"], comment="#")
+    table = pd.read_csv(out["csv"])
     assert (table["significant"] == (table["p_adj_experiment"] < 0.5)).all()
 
 
@@ -76,7 +78,7 @@ def test_fig_panels_adapter_writes_the_selection_table(tmp_path):
         score_paths.append(str(p))
     out = run_adapter("fig_panels.py", tmp_path, {"scores": score_paths, "shards": [str(s) for s in shards]},
                       {"condition": "cf-k1-L1", "control": "cf_random-k1-L1", "n_per_group": 1, "clip_tol": 0.05})
-    table = pd.read_csv(out["csv"], comment="#")
+    table = pd.read_csv(out["csv"])
     assert {"C", "D"} <= set(table["group"]) <= {"A", "B", "C", "D"}  # C and D have no entry condition
     assert table.groupby("group").size().max() == 1
     assert {"prompt", "lpips_sink", "d_clip_sink", "path_sink", "path_random"} <= set(table.columns)
@@ -101,3 +103,34 @@ def test_report_captions_render_as_snakemake_renders_them(caption):
     html = docutils_core.publish_parts(text, writer="html",
                                        settings_overrides={"report_level": 2, "halt_level": 2})["body"]
     assert "system-message" not in html and len(html) > 100
+
+
+def test_index_adapter_writes_the_index_and_a_report_front_page_that_renders(tmp_path):
+    """paper/README.md and paper/report.rst for the default config; the front page renders as the
+    report renders it (Jinja, then docutils) with the index first and no warnings."""
+    docutils_core = pytest.importorskip("docutils.core")
+    from jinja2 import Environment
+
+    from sinkrepro.config import grid_for, load_config
+    from sinkrepro.paper.index import render_markdown
+
+    root = REPORT.parents[1]
+    experiments = list(grid_for(load_config(root / "config" / "config.yaml"), root=root).experiments.values())
+    out = {"index": tmp_path / "README.md", "front": tmp_path / "report.rst"}
+    guide = (REPORT / "workflow.rst").read_text()
+    run_adapter_with("paper_index.py", out, {"experiments": experiments, "guide": guide}, tmp_path)
+    assert out["index"].read_text() == render_markdown(experiments)
+    config = load_config(root / "config" / "config.yaml")
+    text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(out["front"].read_text()).render(
+        snakemake=SimpleNamespace(config=config), categories={}, files={})
+    html = docutils_core.publish_parts(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
+    body = html["body"]
+    assert "system-message" not in body
+    assert body.index("Index of the paper") < body.index("How to read it")
+    assert "paper/tables/table9" in body and "tiny-sdxl" in body and "k_sweep" not in body
+
+
+def run_adapter_with(script: str, outputs: dict, params: dict, tmp: Path) -> None:
+    snakemake = SimpleNamespace(input=Named(), output=Named(**{k: str(v) for k, v in outputs.items()}),
+                                params=Named(**params), log=[str(tmp / "adapter.log")])
+    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})

@@ -11,13 +11,19 @@ from PIL import Image
 CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 
 
+PROMPTS = ("a photo of a bench", "a photo of a cow and a bicycle", "a photo of three apples",
+           "a photo of a purple umbrella", "a photo of a dog left of a teddy bear",
+           "a photo of a red cake and a green vase")
+
+
 def geneval_prompts(n: int) -> pd.DataFrame:
     """n prompts spread evenly over our stand-in GenEval-format file (every category for n >= 6)."""
     path = Path(__file__).resolve().parents[1] / "config" / "prompts" / "standin_geneval.jsonl"
     lines = path.read_text().splitlines()
     rows = [json.loads(lines[i * len(lines) // n]) for i in range(n)]
     return pd.DataFrame({"prompt_id": [f"geneval-{i:04d}" for i in range(n)],
-                         "prompt": [r["prompt"] for r in rows], "category": [r["tag"] for r in rows]})
+                         "prompt": [f"{PROMPTS[i % 6]} ({i})" for i in range(n)],
+                         "category": [CATEGORIES[i % 6] for i in range(n)]})
 
 
 def dynamics_rows(n_prompts=3, seeds=(0, 1), steps=4, layers=(0, 1, 2), heads=2, grid=(4, 4),

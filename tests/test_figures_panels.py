@@ -8,6 +8,7 @@ import pytest
 from test_figures_inputs import fid_stats_rows, image_shards, stats_rows
 from sinkrepro.paper import calibration_figures as cal
 from sinkrepro.paper import panels
+from sinkrepro.paper.numbers import sig
 from sinkrepro.paper.style import STANDIN_NOTICE
 
 SINK, RAND = "cf-k1-L1", "cf_random-k1-L1"
@@ -81,9 +82,9 @@ def test_qualitative_panel_shows_three_images_prompt_and_scores_per_example(shar
     for cell, r in zip(cells, sel.itertuples()):
         assert r.prompt in cell.get_suptitle() and cell.get_suptitle().startswith(f"{r.group}{r.rank}")
         axes = cell.axes
-        assert [ax.get_title() for ax in axes] == ["baseline", "sinks removed", "random keys removed"]
-        assert axes[1].get_xlabel() == f"LPIPS {r.lpips_sink:.3f}\nΔCLIP-T {r.d_clip_sink:+.3f}"
-        assert axes[2].get_xlabel().startswith(f"LPIPS {r.lpips_random:.3f}")
+        assert [ax.get_title() for ax in axes] == ["baseline", "sinks removed", "random removed"]
+        assert axes[1].get_xlabel() == f"LPIPS {sig(r.lpips_sink, 2)}\nΔCLIP-T {sig(r.d_clip_sink, 2, signed=True)}"
+        assert axes[2].get_xlabel().startswith(f"LPIPS {sig(r.lpips_random, 2)}")
         assert axes[0].get_images()[0].get_array().shape == (32, 32, 3)
     texts = " ".join(" ".join(t.get_text().split()) for t in drawn.figure.texts)
     assert STANDIN_NOTICE in texts
@@ -105,15 +106,17 @@ def test_fid_calibration_groups_perturbations_and_draws_the_seed_floor():
     data = drawn.data
     assert list(dict.fromkeys(data.family)) == ["seed", "CFG", "steps", "sampler", "random", "sink"]
     bars = data.drop_duplicates("bar")
-    assert bars.set_index("bar")["bar_mean"]["CFG 6.5"] == pytest.approx(36.0)  # mean of its two seeds
+    assert bars.set_index("bar")["bar_mean"]["cfg: CFG 6.5"] == pytest.approx(36.0)  # mean of its two seeds
+    assert list(bars.bar) == ["another seed", "cfg: CFG 6.5", "steps: steps 3", "sampler: sampler euler",
+                              "random (cf_random, k=1)", "sink (cf, k=1)"]
     ax = drawn.figure.axes[0]
     assert len(ax.patches) == len(bars) == 6
-    heights = sorted(p.get_height() for p in ax.patches)
-    assert heights == sorted(bars.bar_mean)
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(bars.bar)
+    widths = sorted(p.get_width() for p in ax.patches)
+    assert widths == sorted(bars.bar_mean)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(bars.bar)
     floor = [ln for ln in ax.get_lines() if ln.get_label() == "seed-to-seed floor"]
-    assert floor[0].get_ydata()[0] == pytest.approx(30.0)
-    assert ax.get_ylabel() == "FID against the reference set"
+    assert floor[0].get_xdata()[0] == pytest.approx(30.0)
+    assert ax.get_xlabel() == "FID against the reference set"
     with pytest.raises(ValueError, match="kind=='fid'"):
         cal.plot_fid_calibration(stats_rows())
 

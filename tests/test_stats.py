@@ -205,3 +205,8 @@ def test_config_defaults_and_errors():
         StatsConfig.from_dict({"multiplicity": {"within": "sidak"}})
     with pytest.raises(ValueError, match=r"unknown keys \['resamples'\]"):
         StatsConfig.from_dict({"resamples": 10})
+    assert "without a stated source" in cfg.margin_source("hps") and "paper" in cfg.margin_source("clip_t")
+    sourced = StatsConfig.from_dict({"margins": {"hps": 0.01}, "margin_sources": {"hps": "a published MID"}})
+    assert sourced.margin_source("hps") == "a published MID"
+    with pytest.raises(ValueError, match=r"config.stats.margin_sources.hps"):
+        StatsConfig.from_dict({"margin_sources": {"hps": ""}})

@@ -4,6 +4,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from snakemake.iocontainers import InputFiles, Log, Namedlist, OutputFiles, Params
 
@@ -47,6 +48,7 @@ def test_stats_adapter_writes_parquet_and_csv(stats_file):
     assert (stats.loc[stats.metric == "clip_t", "tost_margin"].dropna() == 0.02).all()  # config margin used
     assert set(stats["n_resamples"].dropna()) == {500}
     assert "comparison rows" in (tmp / "stats.log").read_text()
+    assert pq.read_schema(out["parquet"]).metadata[b"sinkrepro.notice"].decode() == STANDIN_NOTICE
 
 
 def test_paper_adapters_write_declared_tables_and_claims(stats_file):
@@ -54,9 +56,11 @@ def test_paper_adapters_write_declared_tables_and_claims(stats_file):
     tables = [tmp / "paper" / "tables" / f"{t}.{e}" for t in stats_tables([exp]) for e in FORMATS]
     run("paper_tables.py", input={"stats": [out["parquet"]]}, output=tables,
         params={"experiments": [exp], "stats": STATS}, log=tmp / "tables.log")
-    assert all(p.exists() for p in tables) and len(tables) == 6
+    assert all(p.exists() for p in tables) and len(tables) == 2 * len(FORMATS)
     claims = tmp / "paper" / "claims.md"
-    run("paper_claims.py", input={"stats": [out["parquet"]]}, output={"claims": str(claims)},
+    baseline = [str(p) for p in tmp.glob("*-base.parquet")]  # one seed: no noise floor, configured margins
+    run("paper_claims.py", input={"stats": [out["parquet"]], "baseline_scores": baseline},
+        output={"claims": str(claims)},
         params={"experiments": [exp], "stats": STATS}, log=tmp / "claims.log")
     text = claims.read_text()
     assert text.startswith(STANDIN_NOTICE) and "Perceptual shift about 6x random" in text

@@ -176,6 +176,7 @@ def test_fid_rows_are_carried():
     stats = analyze_experiment(pd.concat([scores, fid]), exp, CFG, prompt_table(6))
     row = one(stats, kind="fid")
     assert row["mean"] == 12.5 and row["n"] == 6 and row["reference"] == "base" and math.isnan(row["p"])
+    assert (row["label"], row["preset"], row["k"]) == ("sink", "cf", 1.0)  # the figure names bars by them
 
 
 def test_bad_input_names_the_field():

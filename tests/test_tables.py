@@ -1,5 +1,4 @@
 """Paper tables from stats rows: layouts, captions, multiplicity across the paper, file formats."""
-import io
 
 import numpy as np
 import pandas as pd
@@ -7,6 +6,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from sinkrepro.paper.tables import build_table, combine_stats, stats_tables, write_tables
+from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
 from sinkrepro.stats import StatsConfig, analyze_experiment
 from test_stats_analysis import make_experiment, make_scores, prompt_table
@@ -86,11 +86,15 @@ def test_written_files(two_experiments, tmp_path):
     exps, _, combined = two_experiments
     written = write_tables(combined, exps, CFG, tmp_path)
     assert sorted(p.name for p in written) == sorted(f"{t}.{e}" for t in ("table6", "table9", "table14", "table19")
-                                                     for e in ("csv", "md", "tex"))
-    for name in ("table19.csv", "table19.md", "table19.tex"):
+                                                     for e in ("csv", "csv-metadata.json", "md", "tex"))
+    for name in ("table19.md", "table19.tex"):
         assert STANDIN_NOTICE in (tmp_path / name).read_text().splitlines()[0]
+    meta = read_metadata(tmp_path / "table19.csv")
+    assert meta["standin"] and meta["notice"] == STANDIN_NOTICE and meta["dc:description"].startswith("Table 19")
     assert STANDIN_NOTICE not in (tmp_path / "table9.md").read_text()  # made from real-model rows
-    csv = pd.read_csv(io.StringIO((tmp_path / "table19.csv").read_text()), comment="#")
+    assert not read_metadata(tmp_path / "table9.csv")["standin"]
+    csv = pd.read_csv(tmp_path / "table19.csv")  # a default reader: no comment lines to skip
+    assert [c["name"] for c in meta["tableSchema"]["columns"]] == list(csv.columns)
     assert csv["delta"].to_numpy() == pytest.approx(build_table("table19", combined, exps, CFG).body["delta"].to_numpy(),
                                                     nan_ok=True)
     tex = (tmp_path / "table19.tex").read_text()

@@ -64,7 +64,7 @@ def set_scheduler(pipe, family: str, name: str) -> None:
     if family == "sd3":
         if name == "euler":
             raise ValueError("sampler.scheduler: 'euler' (EulerDiscreteScheduler) predicts epsilon and does not fit "
-                             "SD3's flow matching; use 'default' or 'dpmpp'")
+                             "SD3's flow matching (docs/paper-deviations.md); use 'default' or 'dpmpp'")
         flow = dict(pipe.scheduler.config)
         pipe.scheduler = DPMSolverMultistepScheduler.from_config(
             {k: v for k, v in flow.items() if k != "shift"}, use_flow_sigmas=True,

@@ -184,6 +184,14 @@ def scored_experiments(grid: Grid) -> list[str]:
     return [name for name, exp in grid.experiments.items() if exp["metrics"]]
 
 
+def noise_floor_files(grid: Grid) -> list[str]:
+    """Score files of the unedited baseline of each scored experiment with two or more seeds: the
+    claims measure the seed-to-seed noise floor from them."""
+    exps = [grid.experiments[name] for name in scored_experiments(grid)]
+    return sorted({score_file(s) for exp in exps if len(exp["seeds"]) > 1 and experiment_metrics(exp, exp["baseline"])
+                   for s in shards_of(grid, exp, exp["baseline"])})
+
+
 def contrast_at(exp: dict, k: int) -> dict:
     matches = [c for c in exp["contrasts"] if c["k"] == k]
     if not matches:

@@ -10,6 +10,7 @@ rule dynamics_table:
     output:
         csv=report("paper/tables/{stem}.csv", caption="../report/dynamics_table.rst", category="tables",
                    labels=dynamics_table_labels),
+        meta="paper/tables/{stem}.csv-metadata.json",
         md="paper/tables/{stem}.md",
         tex="paper/tables/{stem}.tex",
     log:

@@ -1,4 +1,13 @@
-# Stage targets (used by dvc.yaml) and the paper: tables, claims, figures, all in the report.
+# Stage targets (used by dvc.yaml) and the paper: tables, claims, figures, the index, all in the report.
+from pathlib import Path
+
+# The report's front page: this run's index (written by paper_index), then how to read the report;
+# before a run has written it, the guide alone.
+REPORT_FRONT = "paper/report.rst"
+INDEX_FILES = ["paper/README.md", REPORT_FRONT]
+
+
+report: str(Path(REPORT_FRONT).absolute()) if Path(REPORT_FRONT).exists() else "../report/workflow.rst"
 
 
 rule weights:
@@ -37,6 +46,7 @@ rule paper_tables:
 rule paper_claims:
     input:
         stats=expand(layout.STATS, experiment=scored_experiments()),
+        baseline_scores=layout.noise_floor_files(GRID),
     output:
         claims=report("paper/claims.md", caption="../report/claims.rst", category="claims"),
     log:
@@ -58,6 +68,7 @@ rule dynamics_figure:
                    category="{experiment}", subcategory=experiment_model, labels=figure_labels),
         pdf="paper/figures/{experiment}/dynamics_{figure}.pdf",
         csv="paper/figures/{experiment}/dynamics_{figure}.csv",
+        meta="paper/figures/{experiment}/dynamics_{figure}.csv-metadata.json",
     log:
         "logs/figures/{experiment}/dynamics_{figure}.log",
     params:
@@ -81,6 +92,7 @@ rule stats_figure:
                    category="{experiment}", subcategory=experiment_model, labels=figure_labels),
         pdf="paper/figures/{experiment}/{figure}.pdf",
         csv="paper/figures/{experiment}/{figure}.csv",
+        meta="paper/figures/{experiment}/{figure}.csv-metadata.json",
     log:
         "logs/figures/{experiment}/{figure}.log",
     params:
@@ -101,6 +113,7 @@ rule panels_figure:
                    category="{experiment}", subcategory=experiment_model, labels=panel_labels),
         pdf="paper/figures/{experiment}/panels_k{k}.pdf",
         csv="paper/figures/{experiment}/panels_k{k}.csv",
+        meta="paper/figures/{experiment}/panels_k{k}.csv-metadata.json",
     log:
         "logs/figures/{experiment}/panels_k{k}.log",
     params:
@@ -115,3 +128,20 @@ rule panels_figure:
     script:
         "../scripts/fig_panels.py"
 
+
+
+rule paper_index:
+    input:
+        final_outputs(),
+    output:
+        index="paper/README.md",
+        front=REPORT_FRONT,
+    log:
+        "logs/paper/index.log",
+    params:
+        experiments=list(EXPERIMENTS.values()),
+        guide=lambda wildcards, text=Path(workflow.source_path("../report/workflow.rst")).read_text(): text,
+    conda:
+        "../../envs/sinkrepro.yaml"
+    script:
+        "../scripts/paper_index.py"

@@ -91,7 +91,7 @@ class InterventionSpec:
 
 SPEC_FIELDS = {f.name for f in fields(InterventionSpec)}
 
-# Each preset reproduces one mechanism of the authors' code (notes/paper-reference.md §2), or is a
+# Each preset reproduces one mechanism of the authors' code (docs/paper-deviations.md), or is a
 # corrected variant beside it. Experiments add k and layers.
 PRESETS: dict[str, dict] = {
     "base": {},

@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from sinkrepro.paper.effect_figures import KIND_SYMBOL
+from sinkrepro.paper.effect_figures import KIND_SYMBOL, panel_height
+from sinkrepro.paper.numbers import is_missing, whole
 from sinkrepro.paper.style import (
     MARKERS, Drawn, colour, finish, is_standin, legend_entries, metric_label, metric_order, new_figure,
 )
@@ -26,27 +27,45 @@ def count_range(values: pd.Series) -> str:
     return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
-def classify_fid(row) -> tuple[str, str]:
+def _text(value) -> str:
+    """A string field of a stats row; missing (None/NaN) reads as ''."""
+    return "" if is_missing(value) else str(value)
+
+
+def _samplers(rows: pd.DataFrame) -> list[dict]:
+    """Each row's sampler settings that set it apart: a setting that every row shares with the majority
+    value is the experiment's own (e.g. its CFG), not a perturbation."""
+    samplers = [json.loads(s) if _text(s) else {} for s in rows.get("sampler", pd.Series([""] * len(rows)))]
+    common = {}
+    for key in {k for s in samplers for k in s}:
+        values = [json.dumps(s[key]) for s in samplers if key in s]
+        if len(values) == len(samplers):
+            common[key] = json.loads(max(set(values), key=values.count))
+    return [{k: v for k, v in s.items() if common.get(k, object()) != v} for s in samplers]
+
+
+def classify_fid(row, sampler: dict) -> tuple[str, str]:
     """(family, bar label) of one FID row: a sampler perturbation, another seed, or an intervention."""
-    sampler = json.loads(row["sampler"]) if isinstance(row.get("sampler"), str) and row["sampler"] else {}
-    if sampler:
-        families = sorted({SAMPLER_FAMILIES.get(key, key) for key in sampler})
-        label = ", ".join(f"{SAMPLER_FAMILIES.get(k, k)} {v}" for k, v in sorted(sampler.items()))
-        return "/".join(families), label
-    if row["preset"] == "base" or row["condition"] == row["reference"]:
+    label, preset = _text(row.get("label")), _text(row.get("preset"))
+    if row["condition"] == row["reference"]:
         return "seed", "another seed"
-    name = row.get("label") or row["preset"]
+    if sampler:
+        family = "/".join(sorted({SAMPLER_FAMILIES.get(key, key) for key in sampler}))
+        settings = ", ".join(f"{SAMPLER_FAMILIES.get(k, k)} {v}" for k, v in sorted(sampler.items()))
+        return family, f"{label}: {settings}" if label else settings
     k = row.get("k")
-    return name, f"{name} ({row['preset']}{f', k={k:g}' if pd.notna(k) else ''})"
+    detail = ", ".join(x for x in (preset, f"k={whole(k)}" if not is_missing(k) else "") if x)
+    name = label or preset or str(row["condition"])
+    return name, f"{name} ({detail})" if detail else name
 
 
 def fid_bars(stats: pd.DataFrame) -> pd.DataFrame:
     """One row per FID comparison with `family` and `bar`, plus `bar_mean` over seeds."""
-    require_columns(stats, ["kind", "condition", "reference", "preset", "mean"], "stats rows")
-    rows = stats[stats["kind"] == "fid"].copy()
+    require_columns(stats, ["kind", "condition", "reference", "mean"], "stats rows")
+    rows = stats[stats["kind"] == "fid"].reset_index(drop=True)
     if rows.empty:
         raise ValueError("stats rows: no kind=='fid' rows; the FID figure needs an experiment with fid_pairs")
-    rows[["family", "bar"]] = [classify_fid(r) for _, r in rows.iterrows()]
+    rows[["family", "bar"]] = [classify_fid(r, s) for (_, r), s in zip(rows.iterrows(), _samplers(rows))]
     rows["bar_mean"] = rows.groupby("bar")["mean"].transform("mean")
     rank = {f: i for i, f in enumerate(FAMILY_ORDER)}
     rows["order"] = rows["family"].map(lambda f: rank.get(f, len(rank)))
@@ -54,27 +73,28 @@ def fid_bars(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_fid_calibration(stats: pd.DataFrame, title: str = "") -> Drawn:
-    """Bars: FID of each perturbation against the reference set (mean over seeds, dots: each seed).
-    The dashed line is the seed-to-seed floor: FID between two baseline sets that differ only in seed."""
+    """Horizontal bars: FID of each perturbation against the reference set (mean over seeds, dots: each
+    seed). The dashed line is the seed-to-seed floor: FID between two baseline sets that differ only in seed."""
     data = fid_bars(stats)
     bars = data.drop_duplicates("bar")[["bar", "family", "bar_mean"]].reset_index(drop=True)
     families = list(dict.fromkeys(bars["family"]))
-    fig, axes = new_figure(1, 1)
+    fig, axes = new_figure(1, 1, height=max(3.2, 0.45 * len(bars) + 2.2))
     ax = axes[0, 0]
     for i, family in enumerate(families):
         sel = bars[bars["family"] == family]
-        ax.bar(sel.index, sel["bar_mean"], color=colour(i), label=family, width=0.7)
-    x = data["bar"].map({b: i for i, b in enumerate(bars["bar"])})
-    ax.scatter(x, data["mean"], color="black", s=10, zorder=3, label="one seed")
+        ax.barh(sel.index, sel["bar_mean"], color=colour(i), label=family, height=0.6)
+    y = data["bar"].map({b: i for i, b in enumerate(bars["bar"])})
+    ax.scatter(data["mean"], y, color="black", s=10, zorder=3, label="one seed")
     floor = data.loc[data["family"] == "seed", "mean"]
     if len(floor):
-        ax.axhline(floor.mean(), color="black", ls="--", lw=1, label="seed-to-seed floor")
-    ax.set_xticks(bars.index, bars["bar"], rotation=30, ha="right")
-    ax.set_ylabel("FID against the reference set")
-    ax.set_xlabel("perturbation")
+        ax.axvline(floor.mean(), color="black", ls="--", lw=1, label="seed-to-seed floor")
+    ax.set_yticks(bars.index, bars["bar"])
+    ax.set_ylim(len(bars) - 0.5, -0.5)
+    ax.set_xlabel("FID against the reference set")
+    ax.grid(axis="y", visible=False)
     note = "FID on small sets is biased upward; compare bars with each other, not with published FIDs."
-    if "n_images" in data and data["n_images"].notna().any():
-        note = f"{count_range(data['n_images'])} images per set. " + note
+    if "n" in data and data["n"].notna().any():
+        note = f"{count_range(data['n'])} images per set. " + note
     finish(fig, title or "FID calibration: the sink effect against ordinary sampler changes",
            is_standin(stats), note, legend=legend_entries(axes), legend_cols=4)
     return Drawn(fig, data.drop(columns="order"))
@@ -107,7 +127,7 @@ def plot_category_breakdown(stats: pd.DataFrame, conditions: list[str] | None = 
     data = category_rows(stats, conditions, kind)
     metrics = metric_order(data["metric"].unique())
     ncols = min(3, len(metrics))
-    fig, axes = new_figure(-(-len(metrics) // ncols), ncols)
+    fig, axes = new_figure(-(-len(metrics) // ncols), ncols, height=panel_height(-(-len(metrics) // ncols)))
     categories = [c for c in GENEVAL_ORDER if c in set(data["category"])] + \
         sorted(set(data["category"]) - set(GENEVAL_ORDER))
     xpos = {c: i for i, c in enumerate(categories)}
@@ -120,10 +140,11 @@ def plot_category_breakdown(stats: pd.DataFrame, conditions: list[str] | None = 
             ax.errorbar(x, s["mean"], yerr=[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]], fmt=MARKERS[i],
                         color=colour(i), capsize=2, label=f"{KIND_SYMBOL.get(kind, kind)} {cond}")
         ax.set_xticks(range(len(categories)), [c.replace("_", " ") for c in categories], rotation=30, ha="right")
-        ax.set_ylabel(f"effect on {metric_label(metric)}")
         ax.set_title(metric_label(metric))
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"effect ({KIND_SYMBOL.get(kind, kind)})")
     note = "Mean paired effect per GenEval category with the stats stage's 95% CI."
     if "n" in data and data["n"].notna().any():
         note += f" {count_range(data['n'])} prompts per category."

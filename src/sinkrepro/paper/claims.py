@@ -9,15 +9,70 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from ..provenance import notice_lines
 from ..stats.config import StatsConfig
 from ..stats.multiplicity import adjust_p
+from ..stats.paired import tost
+from .numbers import p_value, sig, whole
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run in this config"
-RATIO_RANGE = (4.0, 9.0)  # "about 6x": within a factor 1.5 of 6 (the paper's own ratios are 6.5 and 4.2)
+# "About 6x": within a factor 1.5 of 6, i.e. [4, 9]; the paper's own ratios (6.5 at k=1, 4.2 at k=5) lie inside.
+ABOUT_6X = (6 / 1.5, 6 * 1.5)
 BOUNDARY_K = 10
+SENSITIVITY = (0.25, 0.5, 1.0, 2.0, 4.0)  # margins tried, as multiples of the margin in use
+NI_METRICS = ("clip_t", "hps", "imagereward")
+
+
+@dataclass(frozen=True)
+class Margins:
+    """The non-inferiority margin of each metric that the verdicts use, and where it comes from."""
+
+    values: dict[str, float]
+    sources: dict[str, str]
+
+    def of(self, metric: str) -> float:
+        return self.values.get(metric, math.nan)
+
+    def scaled(self, factor: float) -> "Margins":
+        return Margins({m: v * factor for m, v in self.values.items()}, self.sources)
+
+
+def seed_noise_floor(baseline_scores: pd.DataFrame) -> dict[str, tuple[float, int]]:
+    """metric -> (mean |x(seed a) - x(seed b)| over prompts and seed pairs, number of prompts), from the
+    unedited baseline's per-image scores: how much a metric moves when only the seed changes."""
+    out = {}
+    if not len(baseline_scores):
+        return out
+    ok = baseline_scores[baseline_scores["value"].notna()]
+    if "failed" in ok:
+        ok = ok[~ok["failed"].fillna(False).astype(bool)]
+    for metric, rows in ok.groupby("metric"):
+        wide = rows.pivot_table(index=["model", "prompt_id"], columns="seed", values="value", aggfunc="mean")
+        seeds = list(wide.columns)
+        gaps = [(wide[a] - wide[b]).abs() for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+        gaps = pd.concat(gaps).dropna() if gaps else pd.Series(dtype=float)
+        if len(gaps):
+            out[metric] = (float(gaps.mean()), int(wide.dropna(thresh=2).shape[0]))
+    return out
+
+
+def resolve_margins(cfg: StatsConfig, noise: dict[str, tuple[float, int]]) -> Margins:
+    """The seed-to-seed noise floor measured in this run where it has one (a metric scored on one
+    baseline at two or more seeds); otherwise the configured margin with its stated source."""
+    values, sources = {}, {}
+    for metric in sorted(set(cfg.margins) | set(noise)):
+        if metric in noise and noise[metric][0] > 0:
+            values[metric] = noise[metric][0]
+            sources[metric] = (f"seed-to-seed noise floor of this run: mean |score(seed a) - score(seed b)| of the "
+                               f"unedited baseline over {noise[metric][1]} prompts")
+        elif metric in cfg.margins:
+            values[metric] = cfg.margin(metric)
+            sources[metric] = f"config.stats.margins.{metric}: {cfg.margin_source(metric)}"
+    return Margins(values, sources)
 
 
 @dataclass
@@ -31,9 +86,10 @@ class Verdict:
 class Claim:
     title: str
     statement: str
-    paper: str      # the paper's own numbers (notes/paper-reference.md §5)
+    paper: str      # the paper's own numbers (docs/paper-items.md)
     rule: str
-    judge: Callable[[pd.DataFrame, StatsConfig], Verdict]
+    judge: Callable[[pd.DataFrame, StatsConfig, Margins], Verdict]
+    margin_metric: str | None = None  # the metric whose margin the rule uses (None: no margin)
 
 
 # --- selecting evidence -----------------------------------------------------------------------
@@ -52,6 +108,32 @@ def _rows(stats: pd.DataFrame, kind: str, metric: str, k=None, k_min=None) -> pd
 
 def _lt(value, alpha) -> bool:
     return isinstance(value, (int, float)) and not math.isnan(value) and value < alpha
+
+
+# --- non-inferiority at a margin ----------------------------------------------------------------
+def _harm_direction(r) -> str:
+    return r.get("alternative_1s", "less") or "less"
+
+
+def p_noninferior(r, margin: float) -> float:
+    """One-sided t-test that the harm is smaller than `margin` (the harm side of the TOST pair)."""
+    return tost(r["mean"], r["se"], r["df"], margin, _harm_direction(r))["p_noninferior"]
+
+
+def margin_needed(r, alpha: float) -> float:
+    """The smallest margin at which non-inferiority rejects at `alpha`: the verdict flips there."""
+    if not (math.isfinite(r["se"]) and r["se"] > 0):
+        return math.nan
+    t = sps.t.ppf(1 - alpha, r["df"]) * r["se"]
+    return max(0.0, t - r["mean"]) if _harm_direction(r) == "less" else max(0.0, r["mean"] + t)
+
+
+def _with_margin(rows: pd.DataFrame, metric: str, margins: Margins, cfg: StatsConfig) -> pd.DataFrame:
+    m = margins.of(metric)
+    rows["margin"] = m
+    rows["p_noninferior"] = [p_noninferior(r, m) for _, r in rows.iterrows()]
+    rows["margin_needed"] = [margin_needed(r, cfg.alpha) for _, r in rows.iterrows()]
+    return rows
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -74,10 +156,11 @@ def _combine(per_row: pd.Series) -> str:
 
 
 def non_degradation(metric: str):
-    def judge(stats: pd.DataFrame, cfg: StatsConfig) -> Verdict:
+    def judge(stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> Verdict:
         rows = _rows(stats, "delta", metric, k=1)
         if rows.empty:
             return Verdict(NOT_RUN)
+        rows = _with_margin(rows, metric, margins, cfg)
         rows["verdict"] = _non_degradation(rows, cfg)
         return Verdict(_combine(rows["verdict"]), rows)
     return judge
@@ -88,43 +171,49 @@ def _sink_specific(r, alpha: float) -> bool:
     and the one-sided p < alpha."""
     if not _lt(r["p_t_1s"], alpha):
         return False
-    harm_is_negative = r.get("alternative_1s", "less") == "less"
-    return r["ci_high"] < 0 if harm_is_negative else r["ci_low"] > 0
+    return r["ci_high"] < 0 if _harm_direction(r) == "less" else r["ci_low"] > 0
 
 
-def hps_boundary(stats: pd.DataFrame, cfg: StatsConfig) -> Verdict:
+def hps_boundary(stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> Verdict:
     rows, basis = _rows(stats, "delta_delta", "hps"), "delta_delta"
     if rows.empty:
         rows, basis = _rows(stats, "delta", "hps"), "delta (no sink-random contrast in this config)"
-    if rows.empty or not (rows["k"] >= BOUNDARY_K).any():
-        return Verdict(NOT_RUN, detail="needs HPS rows at k >= 10")
-    rows["sink_specific_harm"] = rows.apply(_sink_specific, axis=1, alpha=cfg.alpha)
-    high, low = rows[rows["k"] >= BOUNDARY_K], rows[rows["k"] < BOUNDARY_K]
-    if low["sink_specific_harm"].any() or not high["sink_specific_harm"].any():
+    if rows.empty or not (rows["k"] >= BOUNDARY_K).any() or not (rows["k"] < BOUNDARY_K).any():
+        return Verdict(NOT_RUN, detail="needs HPS rows at k >= 10 and at k < 10")
+    rows = _with_margin(rows, "hps", margins, cfg)
+
+    def one(r):
+        if _sink_specific(r, cfg.alpha):
+            return "harm"
+        return "no harm (non-inferior)" if _lt(r["p_noninferior"], cfg.alpha) else "undecided"
+    rows["verdict"] = rows.apply(one, axis=1)
+    high, low = rows.loc[rows["k"] >= BOUNDARY_K, "verdict"], rows.loc[rows["k"] < BOUNDARY_K, "verdict"]
+    if (low == "harm").any() or (high == "no harm (non-inferior)").any():
         verdict = NOT_SUPPORTED
-    elif high["sink_specific_harm"].all():
+    elif (high == "harm").all() and (low == "no harm (non-inferior)").all():
         verdict = SUPPORTED
     else:
         verdict = INCONCLUSIVE
-    rows["verdict"] = ["harm" if h else "no harm" for h in rows["sink_specific_harm"]]
     return Verdict(verdict, rows, f"basis: {basis}")
 
 
-def clip_t_robust(stats: pd.DataFrame, cfg: StatsConfig) -> Verdict:
+def clip_t_robust(stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> Verdict:
     rows = _rows(stats, "delta", "clip_t")
     if rows.empty:
         return Verdict(NOT_RUN)
+    rows = _with_margin(rows, "clip_t", margins, cfg)
     rows["p_t_1s_holm"] = adjust_p(rows["p_t_1s"], "holm")
+
     def one(r):
         if _lt(r["p_noninferior"], cfg.alpha):
             return SUPPORTED
         return NOT_SUPPORTED if _lt(r["p_t_1s_holm"], cfg.alpha) else INCONCLUSIVE
     rows["verdict"] = rows.apply(one, axis=1)
     ks = sorted(rows["k"].dropna().unique())
-    return Verdict(_combine(rows["verdict"]), rows, f"k tested: {', '.join(f'{k:g}' for k in ks)}")
+    return Verdict(_combine(rows["verdict"]), rows, f"k tested: {', '.join(whole(k) for k in ks)}")
 
 
-def perceptual_sink_specific(stats: pd.DataFrame, cfg: StatsConfig) -> Verdict:
+def perceptual_sink_specific(stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> Verdict:
     rows = _rows(stats, "delta_delta", "lpips")
     if rows.empty:
         return Verdict(NOT_RUN)
@@ -134,90 +223,114 @@ def perceptual_sink_specific(stats: pd.DataFrame, cfg: StatsConfig) -> Verdict:
     return Verdict(verdict, rows)
 
 
-def perceptual_ratio(stats: pd.DataFrame, cfg: StatsConfig) -> Verdict:
+def about_6x(low: float, high: float) -> str:
+    """The whole CI decides: inside [4, 9] supported, disjoint from it not supported, else inconclusive."""
+    lo, hi = ABOUT_6X
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return INCONCLUSIVE
+    if lo <= low and high <= hi:
+        return SUPPORTED
+    if high < lo or low > hi:
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def perceptual_ratio(stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> Verdict:
     rows = _rows(stats, "ratio", "lpips")
     if rows.empty:
         return Verdict(NOT_RUN)
-    lo, hi = RATIO_RANGE
-    def one(r):
-        if lo <= r["mean"] <= hi and r["ci_low"] > 1:
-            return SUPPORTED
-        if r["ci_high"] < lo or r["ci_low"] > hi:
-            return NOT_SUPPORTED
-        return INCONCLUSIVE
-    rows["verdict"] = rows.apply(one, axis=1)
+    rows["verdict"] = [about_6x(r["ci_low"], r["ci_high"]) for _, r in rows.iterrows()]
     return Verdict(_combine(rows["verdict"]), rows)
 
 
 NI_RULE = ("Per sink-removal row at k=1 (select=top, all prompts): supported if non-inferiority at the margin "
-           "rejects (p_noninferior < alpha: a drop of at least delta is ruled out); not supported if the one-sided "
-           "paired t shows a drop (p_t_1s < alpha) without non-inferiority; inconclusive otherwise. Several rows "
-           "(experiments/presets): supported only if all are, not supported if any is.")
+           "rejects (p non-inferior < alpha: a drop as large as the margin is ruled out); not supported if the "
+           "one-sided paired t shows a drop (p one-sided < alpha) without non-inferiority; inconclusive otherwise. "
+           "Several rows (experiments/presets): supported only if all are, not supported if any is.")
 CLAIMS = [
     Claim("Non-degradation at k=1: CLIP-T", "Removing the top attention sink (k=1) does not degrade text-image "
           "alignment (CLIP-T).", "CLIP-T 95% CI contains 0 for A1-A3 (N=553); informal |dCLIP| <= 0.01.",
-          NI_RULE, non_degradation("clip_t")),
+          NI_RULE, non_degradation("clip_t"), "clip_t"),
     Claim("Non-degradation at k=1: ImageReward", "Removing the top sink (k=1) does not degrade ImageReward.",
-          "Claimed as non-degradation (CI contains 0); no ImageReward number in the reference notes.",
-          NI_RULE, non_degradation("imagereward")),
+          "Claimed as non-degradation (CI contains 0); the paper states no ImageReward number for it.",
+          NI_RULE, non_degradation("imagereward"), "imagereward"),
     Claim("Non-degradation at k=1: HPS-v2", "Removing the top sink (k=1) does not degrade HPS-v2.",
-          "HPS dd at k=1: -0.002 (n.s.).", NI_RULE, non_degradation("hps")),
+          "HPS dd at k=1: -0.002 (n.s.).", NI_RULE, non_degradation("hps"), "hps"),
     Claim("HPS-v2 boundary at k>=10", "HPS-v2 drops below the equal-budget random control once k >= 10, "
           "but not at k=1.", "HPS dd: k=1 -0.002 (n.s.); k=10 -0.005 [-0.008, -0.001], p=.007; "
           "k=50 -0.020 [-0.026, -0.013], p<1e-4.",
-          "Per k, sink-specific harm = the paper's rule: dd in the harm direction, its CI excluding 0 and "
-          "one-sided p < alpha (raw p, as the paper). Supported if every k >= 10 shows it and no k < 10 does; "
-          "not supported if no k >= 10 shows it or some k < 10 does; inconclusive otherwise.", hps_boundary),
+          "Per k: 'harm' = the paper's sink-specificity rule (dd in the harm direction, its CI excluding 0, "
+          "one-sided p < alpha, raw p as the paper); 'no harm' = non-inferiority at the HPS margin rejects. "
+          "Supported if every k >= 10 shows harm and every k < 10 shows no harm; not supported if some k < 10 "
+          "shows harm or some k >= 10 shows no harm; inconclusive otherwise (a k=1 result that is merely not "
+          "significant does not show 'not at k=1').", hps_boundary, "hps"),
     Claim("CLIP-T robust throughout", "CLIP-T is not degraded by sink removal at any k.",
           "CLIP-T n.s. for all k in {1, 5, 10, 20, 50}.",
           "Every sink-removal row (all k): supported if each is non-inferior at the margin (an intersection-union "
           "test, so no multiplicity adjustment); not supported if any shows a drop with Holm-adjusted one-sided "
-          "p < alpha across the rows and is not non-inferior; inconclusive otherwise.", clip_t_robust),
+          "p < alpha across the rows and is not non-inferior; inconclusive otherwise.", clip_t_robust, "clip_t"),
     Claim("Perceptual shift is sink-specific", "The LPIPS shift from removing sinks exceeds that from removing "
           "an equal-budget random key set.", "LPIPS dd: k=1 +0.295 [+0.265, +0.323]; k=5 +0.332 [+0.308, +0.358]; "
           "p<1e-4.", "Per k: dd > 0 with its CI above 0 and one-sided p < alpha (the paper's rule). Supported if "
           "all k, not supported if none, inconclusive if some.", perceptual_sink_specific),
     Claim("Perceptual shift about 6x random", "The sink LPIPS shift is about 6x the random one.",
           "k=1: 0.347 vs 0.053 (6.5x); k=5: 0.436 vs 0.104 (4.2x).",
-          f"Per k, the ratio of mean LPIPS (sink / random) with a paired bootstrap CI: supported if the estimate "
-          f"lies in [{RATIO_RANGE[0]:g}, {RATIO_RANGE[1]:g}] (within 1.5x of 6) and the CI is above 1; not supported "
-          f"if the CI lies outside that range; inconclusive otherwise. Several k: all must be supported.",
-          perceptual_ratio),
+          f"Per k, the ratio of mean LPIPS (sink / random) with its paired bootstrap CI; \"about 6x\" is "
+          f"[{ABOUT_6X[0]:g}, {ABOUT_6X[1]:g}] (within a factor 1.5 of 6; the paper's 6.5 and 4.2 lie inside). "
+          f"The whole "
+          f"CI decides: supported if it lies inside that range, not supported if it lies entirely outside, "
+          f"inconclusive if it straddles an end. Several k: all must be supported.", perceptual_ratio),
 ]
 
 
 # --- rendering --------------------------------------------------------------------------------
 EVIDENCE_COLUMNS = [("experiment", "experiment"), ("condition", "condition"), ("k", "k"), ("n", "N"),
                     ("n_seeds", "seeds"), ("mean", "estimate"), ("ci_low", "CI low"), ("ci_high", "CI high"),
-                    ("p_t_1s", "p one-sided"), ("p_noninferior", "p non-inferior"), ("p_tost", "p TOST"),
-                    ("tost_margin", "margin"), ("ci_contains_zero", "paper rule: CI contains 0"),
-                    ("verdict", "row verdict")]
+                    ("p_t_1s", "p one-sided (harm)"), ("margin", "margin"), ("p_noninferior", "p non-inferior"),
+                    ("margin_needed", "non-inferior for margins above"),
+                    ("ci_contains_zero", "paper's rule: CI vs 0"), ("verdict", "row verdict")]
+P_COLUMNS = {"p_t_1s", "p_noninferior"}
+SIGNED = {"mean", "ci_low", "ci_high"}
 
 
-P_COLUMNS = {"p_t_1s", "p_noninferior", "p_tost"}
+def _cell(v, column: str) -> str:
+    if column == "ci_contains_zero" and isinstance(v, (bool, np.bool_)):
+        return "contains 0 (no effect)" if v else "excludes 0 (effect)"
+    if column in P_COLUMNS:
+        return p_value(v)
+    if column in ("k", "n", "n_seeds"):
+        return whole(v)
+    if isinstance(v, str):
+        return v
+    return sig(v, 3, signed=column in SIGNED)
 
 
-def _cell(v, column: str = "") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "--"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return "<1e-4" if column in P_COLUMNS and v < 1e-4 else f"{v:.4g}"
-    return str(v)
+def _sensitivity(claim: Claim, stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> list[str]:
+    base = margins.of(claim.margin_metric)
+    if not math.isfinite(base):
+        return []
+    cells = [f"{sig(base * f)} ({f:g}x)" for f in SENSITIVITY]
+    verdicts = [claim.judge(stats, cfg, margins.scaled(f)).verdict for f in SENSITIVITY]
+    return ["Verdict across margins (multiples of the margin in use):", "",
+            "| margin | " + " | ".join(cells) + " |", "|---|" + "---|" * len(cells),
+            "| verdict | " + " | ".join(verdicts) + " |", ""]
 
 
-def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool) -> str:
-    margins = ", ".join(f"{m} {v:g}" for m, v in sorted(cfg.margins.items()))
+def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool, margins: Margins | None = None) -> str:
+    margins = margins or resolve_margins(cfg, {})
+    used = [f"- {m}: {sig(margins.of(m))} ({margins.sources[m]})" for m in NI_METRICS if m in margins.values]
     out = [notice_lines(standin).rstrip("\n"), "# Claims of the abstract: verdicts from this run", "",
-           f"alpha = {cfg.alpha:g}; equivalence/non-inferiority margins: {margins}; CIs: {cfg.ci_level:.0%} "
-           f"{cfg.ci_method} bootstrap ({cfg.bootstrap_resamples} resamples) over prompts. Estimates are paired "
-           f"on (prompt, seed) and averaged over seeds per prompt. The paper's numbers are quoted from its "
-           f"README/tables; its own rule (\"the CI contains 0\") is shown beside ours.", ""]
+           f"alpha = {cfg.alpha:g}; CIs: {cfg.ci_level:.0%} {cfg.ci_method} bootstrap ({cfg.bootstrap_resamples} "
+           f"resamples) over prompts. Estimates are paired on (prompt, seed) and averaged over seeds per prompt. "
+           f"The paper's numbers are quoted from its README and tables. The paper's own rule is shown beside ours: "
+           f"a CI that contains 0 means \"no effect\" to the paper, whichever way the claim points.", "",
+           "Non-inferiority margins (the largest harm that counts as none) and where each comes from:", *used, "",
+           "Each evidence table gives the smallest margin at which the row would pass non-inferiority, and each "
+           "claim that uses a margin shows its verdict across a range of margins.", ""]
     summary = ["| claim | verdict |", "|---|---|"]
     sections = []
     for i, claim in enumerate(CLAIMS, 1):
-        v = claim.judge(stats, cfg)
+        v = claim.judge(stats, cfg, margins)
         summary.append(f"| {i}. {claim.title} | **{v.verdict}** |")
         sec = [f"## {i}. {claim.title}", "", f"- Claim: {claim.statement}", f"- Paper: {claim.paper}",
                f"- Rule: {claim.rule}", f"- Verdict: **{v.verdict}**" + (f" ({v.detail})" if v.detail else ""), ""]
@@ -226,18 +339,25 @@ def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool) -> str:
             sec += ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
             sec += ["| " + " | ".join(_cell(r[c], c) for c, _ in cols) + " |" for _, r in v.rows.iterrows()]
             sec.append("")
+            if claim.margin_metric:
+                sec += _sensitivity(claim, stats, cfg, margins)
         sections += sec
     return "\n".join([line for line in out if line is not None] + summary + [""] + sections).lstrip("\n") + "\n"
 
 
-def write_claims(stats_paths, experiments: list[dict], stats_config: dict | None, out_path) -> str:
-    """The file layer of the paper_claims rule: paper/claims.md from every experiment's stats."""
+def write_claims(stats_paths, experiments: list[dict], stats_config: dict | None, out_path,
+                 baseline_scores=()) -> str:
+    """The file layer of the paper_claims rule: paper/claims.md from every experiment's stats, with
+    margins from the seed-to-seed noise floor of `baseline_scores` (per-image baseline score files of
+    experiments with two or more seeds) where there is one."""
     from ..io import write_text
     from .tables import combine_stats, read_stats
     cfg = StatsConfig.from_dict(stats_config)
     stats = combine_stats(read_stats(stats_paths), cfg)
     standin = any(e.get("standin") for e in experiments) or bool(
         len(stats) and "standin" in stats and stats["standin"].fillna(False).astype(bool).any())
-    text = render_claims(stats, cfg, standin)
+    base = pd.concat([pd.read_parquet(p) for p in baseline_scores], ignore_index=True) if baseline_scores else \
+        pd.DataFrame()
+    text = render_claims(stats, cfg, standin, resolve_margins(cfg, seed_noise_floor(base)))
     write_text(out_path, text)
     return text

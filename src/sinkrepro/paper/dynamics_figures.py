@@ -1,7 +1,7 @@
 """Sink dynamics figures (the paper's Fig. 2 / Table 1), drawn from every prompt and seed.
 
 The authors' Fig. 2 came from a CSV holding only the last prompt, one step late, and its
-attribution panel covered layer 12 only (notes/paper-reference.md §6.3-4). Here each curve is a
+attribution panel covered layer 12 only (docs/paper-items.md). Here each curve is a
 mean over prompts (seeds, heads and CFG halves pooled per prompt) with a 95% t-interval, plotted
 at each step's own progress step/(N-1), and attribution covers every measured layer.
 """

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..io import write_text
 from ..stats.bootstrap import bootstrap_ci, ratio_statistic, seeded_rng
 from ..stats.config import StatsConfig
+from .numbers import is_missing, sig
 from .summarise import mean_ci, require_columns
 from .tables import PaperTable
 
@@ -269,7 +270,7 @@ def mass_verification(edited: pd.DataFrame, baseline: pd.DataFrame, reference: s
     elif reference:
         e, b = per["edited_mass"].to_numpy(), per["baseline_mass"].to_numpy()
         r, lo, hi, note = _ratio_ci(b, e, cfg, key + ("reduction",))
-        out |= {"reduction_factor": r, "reduction_ci_low": lo, "reduction_ci_high": hi, "reduction": f"{r:.4g}x"}
+        out |= {"reduction_factor": r, "reduction_ci_low": lo, "reduction_ci_high": hi, "reduction": f"{sig(r, 4)}x"}
         r, lo, hi, note2 = _ratio_ci(e, b, cfg, key + ("reduction",))  # same resamples, the reciprocal
         out |= {"retained": r, "retained_ci_low": lo, "retained_ci_high": hi}
         notes += [note, note2]
@@ -306,11 +307,9 @@ def table4_body(partials: pd.DataFrame, experiment: dict, cfg: StatsConfig) -> p
 
 # --- display and captions ---------------------------------------------------------------------
 def _cell(mean, low, high, digits: int = 4) -> str:
-    if mean is None or not np.isfinite(mean):
-        return "--"
-    if low is None or not (np.isfinite(low) and np.isfinite(high)):
-        return f"{mean:.{digits}g}"
-    return f"{mean:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]"
+    if is_missing(low) or is_missing(high):
+        return sig(mean, digits)
+    return f"{sig(mean, digits)} [{sig(low, digits)}, {sig(high, digits)}]"
 
 
 def _ci_display(body: pd.DataFrame, head: dict[str, str], stats: dict[str, str], tail: dict[str, str]) -> pd.DataFrame:
@@ -319,7 +318,7 @@ def _ci_display(body: pd.DataFrame, head: dict[str, str], stats: dict[str, str],
     for col, label in stats.items():
         out[label] = [_cell(r[col], r[f"{col}_ci_low"], r[f"{col}_ci_high"]) for _, r in body.iterrows()]
     for col, label in tail.items():
-        out[label] = [v if isinstance(v, str) else ("--" if not np.isfinite(v) else f"{v:.3g}") for v in body[col]]
+        out[label] = [v if isinstance(v, str) else sig(v) for v in body[col]]
     return pd.DataFrame(out)
 
 
@@ -358,7 +357,7 @@ def _caption(table: str, exps: list[dict], cfg: StatsConfig) -> str:
             f"'{COMPLETE}' and never divided.",
             "The paper's 44,059x (Table 4) and README's >10^8x were epsilon artefacts: the eta=0 mass is exactly 0, "
             "so baseline / max(0, 1e-6) = baseline x 10^6 (44,059x is an index-0 mass of 0.044059) and "
-            "mass / 1e-10 gives >10^8x (notes/paper-reference.md §2, §6.9)."]
+            "mass / 1e-10 gives >10^8x (docs/paper-deviations.md)."]
     return " ".join(parts)
 
 
@@ -380,8 +379,8 @@ def _display(table: str, body: pd.DataFrame) -> pd.DataFrame:
                                "n": "n", "n_seeds": "seeds"},
                         {"baseline_mass": "baseline", "edited_mass": "edited", "retained": "retained"},
                         {"edited_max": "max edited", "zero_share": "rows at 0", "reduction": "reduction"})
-    shown["reduction CI"] = [f"[{r['reduction_ci_low']:.4g}, {r['reduction_ci_high']:.4g}]"
-                             if np.isfinite(r["reduction_ci_low"]) else "--" for _, r in body.iterrows()]
+    shown["reduction CI"] = [f"[{sig(r['reduction_ci_low'], 4)}, {sig(r['reduction_ci_high'], 4)}]"
+                             if not is_missing(r["reduction_ci_low"]) else "--" for _, r in body.iterrows()]
     shown["note"] = body["note"].astype(str)
     return shown
 
@@ -429,8 +428,10 @@ def write_dynamics_table(table: str, dynamics_paths, experiments: list[dict], st
     cfg = StatsConfig.from_dict(stats_config)
     check_experiments(experiments)
     numeric, shown = build_dynamics_table(table, read_partials(dynamics_paths), experiments, cfg)
+    files = {ext: text for ext, text in numeric.files().items() if ext.startswith("csv")}
+    files |= {ext: text for ext, text in shown.files().items() if not ext.startswith("csv")}
     written = []
-    for ext, text in (("csv", numeric.csv()), ("md", shown.markdown()), ("tex", shown.latex())):
+    for ext, text in files.items():
         path = Path(out_dir) / f"{OUTPUT_STEMS[table]}.{ext}"
         write_text(path, text)
         written.append(path)

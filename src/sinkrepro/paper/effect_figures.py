@@ -9,7 +9,9 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
+from sinkrepro.paper.numbers import p_value, sig
 from sinkrepro.paper.style import (
     HEIGHT_IN, MARKERS, Drawn, colour, finish, is_standin, legend_entries, metric_label, metric_order, new_figure,
 )
@@ -95,7 +97,7 @@ def plot_dose_response(stats: pd.DataFrame, title: str = "") -> Drawn:
     data = dose_series(stats)
     metrics = metric_order(data["metric"].unique())
     nrows, ncols = _grid(len(metrics))
-    fig, axes = new_figure(nrows, ncols)
+    fig, axes = new_figure(nrows, ncols, height=panel_height(nrows))
     series = sorted(data["series"].unique())
     log_x = data["k"].max() / max(data["k"].min(), 1e-9) >= 10
     for ax, metric in zip(axes.flat, metrics):
@@ -109,28 +111,44 @@ def plot_dose_response(stats: pd.DataFrame, title: str = "") -> Drawn:
             x = s["k"] * shift if log_x else s["k"] + (shift - 1) * 5
             ax.errorbar(x, s["mean"], yerr=[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]],
                         color=colour(i), marker=MARKERS[i % len(MARKERS)], capsize=2, lw=1.2, label=name)
-        slopes = rows.dropna(subset=["slope"]).drop_duplicates("series")
-        if len(slopes):
-            text = "\n".join(f"{r.series.split(' (')[0]}: {r.slope:+.2g}/ln k, p_adj {r.slope_p:.2g}"
-                             for r in slopes.itertuples())
-            ax.text(0.02, 0.02, "slope " + text if len(slopes) == 1 else "slopes\n" + text,
-                    transform=ax.transAxes, fontsize="x-small", va="bottom",
-                    bbox=dict(facecolor="white", alpha=0.8, lw=0))
         if log_x:
             ax.set_xscale("log")
         ks = sorted(rows["k"].unique())
         ax.set_xticks(ks, [f"{k:g}" for k in ks])
         ax.minorticks_off()
         ax.set_xlabel("k (removal budget)")
-        ax.set_ylabel(f"effect on {metric_label(metric)}")
         margin = _margin(rows)
-        ax.set_title(metric_label(metric) + (f" (±{margin:g})" if np.isfinite(margin) else ""))
+        ax.set_title(metric_label(metric) + (f"\nmargin ±{sig(margin, 2)}" if np.isfinite(margin) else ""))
+        compact_ticks(ax)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("effect (Δ or ΔΔ)")
     finish(fig, title or "Dose response: effect against k", is_standin(stats), legend=legend_entries(axes),
            note="Points: mean paired effect over prompts; bars: the stats stage's primary 95% CI; "
-           "grey band: equivalence margin. Δ = condition − baseline; ΔΔ = sink − equal-budget random.")
+           "grey band: equivalence margin. Δ = condition − baseline; ΔΔ = sink − equal-budget random." +
+           slope_note(data))
     return Drawn(fig, data.drop(columns="series_key"))
+
+
+def slope_note(data: pd.DataFrame) -> str:
+    """The dose slopes per ln k with their adjusted p, one clause per (metric, series)."""
+    slopes = data.dropna(subset=["slope"]).drop_duplicates(["metric", "series"])
+    if slopes.empty:
+        return ""
+    parts = [f"{metric_label(r.metric)} {r.series.split(' (')[0]}: {sig(r.slope, 2, signed=True)} "
+             f"(p_adj {p_value(r.slope_p)})" for r in slopes.itertuples()]
+    return " Slope per ln k: " + "; ".join(parts) + "."
+
+
+def panel_height(nrows: int) -> float:
+    """Figure height for `nrows` rows of panels, plus room for the title, legend and footer."""
+    return max(HEIGHT_IN, 2.6 * nrows + 2.2)
+
+
+def compact_ticks(ax, axis: str = "y", bins: int = 4) -> None:
+    """At most `bins` ticks on a narrow axis, so tick labels never run into each other."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_locator(MaxNLocator(bins))
 
 
 def forest_rows(stats: pd.DataFrame, adjusted: str = "p_adj_family", alpha: float = 0.05) -> pd.DataFrame:
@@ -151,29 +169,36 @@ def forest_rows(stats: pd.DataFrame, adjusted: str = "p_adj_family", alpha: floa
 
 def plot_forest(stats: pd.DataFrame, adjusted: str = "p_adj_family", alpha: float = 0.05,
                 title: str = "") -> Drawn:
-    """One column per metric, one row per comparison; filled markers are significant after adjustment."""
+    """One panel per metric (up to 3 per row), one row per comparison; filled markers are significant
+    after adjustment."""
     data = forest_rows(stats, adjusted, alpha)
     metrics = metric_order(data["metric"].unique())
     n_rows = int(data["y"].max()) + 1
-    fig, axes = new_figure(1, len(metrics), height=max(HEIGHT_IN, 0.22 * n_rows + 1.8), sharey=True)
+    grid_rows, ncols = _grid(len(metrics))
+    fig, axes = new_figure(grid_rows, ncols, height=max(HEIGHT_IN, grid_rows * (0.22 * n_rows + 1.2) + 1.2),
+                           sharey=True)
     labels = data.drop_duplicates("y").sort_values("y")["row"].tolist()
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes.flat, metrics):
         rows = data[data["metric"] == metric]
         _margin_band(ax, _margin(rows), vertical=True)
         for i, kind in enumerate(EFFECT_KINDS):
-            for sig, face in ((True, colour(i)), (False, "white")):
-                s = rows[(rows["kind"] == kind) & (rows["significant"] == sig)]
+            for significant, face in ((True, colour(i)), (False, "white")):
+                s = rows[(rows["kind"] == kind) & (rows["significant"] == significant)]
                 if s.empty:
                     continue
                 ax.errorbar(s["mean"], s["y"], xerr=[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]],
                             fmt=MARKERS[i], color=colour(i), mfc=face, capsize=2, lw=1,
-                            label=f"{KIND_SYMBOL[kind]}, {'p_adj < ' + str(alpha) if sig else 'n.s.'}")
+                            label=f"{KIND_SYMBOL[kind]}, {'p_adj < ' + str(alpha) if significant else 'n.s.'}")
         ax.set_title(metric_label(metric))
-        ax.set_xlabel(f"effect on {metric_label(metric)}")
         ax.grid(axis="y", alpha=0.15)
+        ax.margins(x=0.08)
+        compact_ticks(ax, "x", 3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
     axes[0, 0].set_yticks(range(n_rows), labels)
     axes[0, 0].set_ylim(n_rows - 0.5, -0.5)
-    axes[0, 0].set_ylabel("comparison")
     finish(fig, title or "All comparisons: Δ and ΔΔ with 95% CIs", is_standin(stats),
-           legend=legend_entries(axes), note=f"Filled markers: {adjusted} < {alpha}; hollow: not significant. Grey band: equivalence margin.")
+           legend=legend_entries(axes), note="x: the effect on each metric's own scale (Δ: condition − baseline; "
+           f"ΔΔ: condition − control). Filled markers: {adjusted} < {alpha}; hollow: not significant. "
+           "Grey band: equivalence margin.")
     return Drawn(fig, data)

@@ -5,26 +5,32 @@ lives in dynamics_figures, effect_figures, calibration_figures and panels; the s
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
-from sinkrepro.io import write_text
 from sinkrepro.layout import DYNAMICS_FIGURES, STATS_FIGURES
 from sinkrepro.paper import calibration_figures, dynamics_figures, effect_figures, panels
 from sinkrepro.paper.style import Drawn, is_standin, save
+from sinkrepro.paper.figcheck import problems
+from sinkrepro.paper.sidecar import write_csv
 from sinkrepro.paper.summarise import read_parquets
-from sinkrepro.provenance import notice_lines
 from sinkrepro.stats.pairing import own_rows
 
 
 def save_drawn(drawn: Drawn, png: str | Path, pdf: str | Path, csv: str | Path | None = None,
                standin: bool = False) -> None:
-    """Write the figure, and the table it drew as CSV (first line: the stand-in notice, if any)."""
+    """Write the figure, and the table it drew as CSV with its sidecar: title, stand-in notice, and the
+    legibility problems `figcheck` finds in the figure (none, for a figure fit to read)."""
+    issues = problems(drawn.figure)
+    for issue in issues:
+        logging.warning("%s: %s", png, issue)
     save(drawn.figure, png, pdf)
     if csv:
-        write_text(csv, notice_lines(standin, "# ") + drawn.data.to_csv(index=False))
+        write_csv(csv, drawn.data, drawn.figure.get_suptitle(), f"The data drawn in {Path(png).name}.", standin,
+                  {"legibility_problems": issues})
 
 
 def _title(rows: pd.DataFrame, what: str) -> str:

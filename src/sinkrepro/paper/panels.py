@@ -1,6 +1,6 @@
 """Qualitative panels: baseline | sink-removed | random-removed, picked by the paper's taxonomy.
 
-Groups (notes/paper-reference.md §1, "Qualitative panels"), each from the sink condition's
+Groups (docs/paper-items.md, "qualitative panels"), each from the sink condition's
 per-image LPIPS (vs baseline) and ΔCLIP-T (sink − baseline):
   A  high LPIPS while CLIP-T is stable (|ΔCLIP-T| < clip_tol): the image changes, the alignment doesn't
   B  LPIPS between its 25th and 75th percentile and stable, closest to the median: a typical image
@@ -19,6 +19,7 @@ import pandas as pd
 from PIL import Image
 
 from sinkrepro.io import read_jsonl
+from sinkrepro.paper.numbers import sig
 from sinkrepro.paper.style import FONT_SIZE, Drawn, finish, is_standin, new_figure
 from sinkrepro.paper.summarise import paired_deltas, require_columns
 
@@ -114,15 +115,17 @@ def plot_panels(selection: pd.DataFrame, condition: str, control: str, standin: 
     fig, _ = new_figure(1, 1, height=nrows * ROW_HEIGHT_IN + 1.0)
     fig.delaxes(fig.axes[0])
     cells = fig.subfigures(nrows, EXAMPLES_PER_ROW, squeeze=False)
-    columns = ("baseline", "sinks removed", "random keys removed")
+    columns = ("baseline", "sinks removed", "random removed")
     for cell, r in zip(cells.flat, selection.itertuples()):
         axes = cell.subplots(1, 3)
         prompt = textwrap.shorten(r.prompt, 90, placeholder="…")
         cell.suptitle(f"{r.group}{r.rank} · {GROUPS[r.group]} · seed {r.seed}\n“{prompt}”",
                       fontsize=FONT_SIZE - 1)
-        _show(axes[0], r.path_base, f"CLIP-T {r.clip_base:.3f}", columns[0])
-        _show(axes[1], r.path_sink, f"LPIPS {r.lpips_sink:.3f}\nΔCLIP-T {r.d_clip_sink:+.3f}", columns[1])
-        _show(axes[2], r.path_random, f"LPIPS {r.lpips_random:.3f}\nΔCLIP-T {r.d_clip_random:+.3f}", columns[2])
+        _show(axes[0], r.path_base, f"CLIP-T {sig(r.clip_base)}", columns[0])
+        _show(axes[1], r.path_sink, f"LPIPS {sig(r.lpips_sink, 2)}\nΔCLIP-T {sig(r.d_clip_sink, 2, signed=True)}",
+              columns[1])
+        _show(axes[2], r.path_random, f"LPIPS {sig(r.lpips_random, 2)}\nΔCLIP-T "
+              f"{sig(r.d_clip_random, 2, signed=True)}", columns[2])
     for cell in list(cells.flat)[n:]:
         cell.set_visible(False)
     empty = [g for g in GROUPS if g not in set(selection["group"])]

@@ -1,6 +1,6 @@
 """Paper tables from stats rows: paper/tables/<table>.{csv,md,tex}.
 
-Each table id of the paper (notes/paper-reference.md §1) has a layout. An experiment names the
+Each table id of the paper (docs/paper-items.md) has a layout. An experiment names the
 tables it fills (`experiment["tables"]`); tables that come from sink dynamics (1, 4, 16's
 attribution) or are hand-compiled (8) are not built here.
 """
@@ -19,6 +19,8 @@ from ..io import write_text
 from ..provenance import notice_lines
 from ..stats.config import StatsConfig
 from ..stats.multiplicity import adjust_p
+from .numbers import WHOLE_COLUMNS, is_missing, p_value, sig, whole
+from .sidecar import SIDECAR_SUFFIX, csv_text, metadata_text
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ TABLES: dict[str, TableSpec] = {
     "table19": TableSpec("k sweep: sink removal across budgets", "delta"),
     "table20": TableSpec("HPS-v2 dose check (delta-delta across k)", "delta_delta"),
 }
-FORMATS = ("csv", "md", "tex")
+FORMATS = ("csv", "csv" + SIDECAR_SUFFIX, "md", "tex")
 
 
 def stats_tables(experiments: Iterable[dict]) -> list[str]:
@@ -193,11 +195,19 @@ class PaperTable:
     body: pd.DataFrame
     standin: bool
 
-    def csv(self) -> str:
-        return notice_lines(self.standin, "# ") + f"# {self.caption}\n" + self.body.to_csv(index=False)
+    @property
+    def title(self) -> str:
+        return self.caption.split(". ")[0].rstrip(".")
+
+    def files(self) -> dict[str, str]:
+        """extension -> text of every file of this table (FORMATS)."""
+        return {"csv": csv_text(self.body),
+                "csv" + SIDECAR_SUFFIX: metadata_text(f"{self.table}.csv", self.title, self.caption,
+                                                      self.standin, self.body),
+                "md": self.markdown(), "tex": self.latex()}
 
     def markdown(self) -> str:
-        shown = _display(self.body)
+        shown = display(self.body)
         head = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
         lines = "".join("| " + " | ".join(v.replace("|", "\\|") for v in row) + " |\n"
                         for row in shown.itertuples(index=False))
@@ -205,7 +215,7 @@ class PaperTable:
         return f"{notice}**{self.caption}**\n\n{head}{lines}"
 
     def latex(self) -> str:
-        shown = _display(self.body.drop(columns=["note"], errors="ignore"))
+        shown = display(self.body.drop(columns=["note"], errors="ignore"))
         cols = "l" * 3 + "r" * (len(shown.columns) - 3)
         head = " & ".join(_tex(c) for c in shown.columns) + r" \\"
         lines = "\n".join(" & ".join(_tex(v) for v in row) + r" \\" for row in shown.itertuples(index=False))
@@ -215,24 +225,25 @@ class PaperTable:
                 f"{lines}\n\\bottomrule\n\\end{{tabular}}}}\n\\end{{table}}\n")
 
 
-def _fmt(value, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "--"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if column.startswith("p_") or column == "lmm_p":
-            return "<1e-4" if value < 1e-4 else f"{value:.3g}"
-        if column in ("k", "n", "n_seeds", "seed", "reference_seed", "n_images", "tost_margin"):
-            return f"{value:g}"
-        return f"{value:+.4f}" if column not in ("ratio", "ratio_ci_low", "ratio_ci_high", "fid") else f"{value:.3f}"
-    return str(value)
+# Differences (signed) and plain estimates; everything else numeric is a p-value, a count or text.
+SIGNED = {"delta", "delta_delta", "delta_condition", "delta_control", "ci_low", "ci_high", "dz"}
+P_COLUMNS = {"p_t", "p_t_1s", "p_w", "p_adj_family", "p_adj_paper", "p_tost", "lmm_p", "p_noninferior"}
 
 
-def _display(body: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({c: [_fmt(v, c) for v in body[c]] for c in body.columns}, columns=body.columns)
+def cell(value, column: str) -> str:
+    """One displayed cell: p-values to 2 significant digits, differences signed, counts whole,
+    every other number to 3 significant digits."""
+    if isinstance(value, (float, np.floating)) and not is_missing(value):
+        if column in P_COLUMNS:
+            return p_value(value)
+        if column in WHOLE_COLUMNS:
+            return whole(value)
+        return sig(value, 3, signed=column in SIGNED)
+    return sig(value) if not isinstance(value, str) else value
+
+
+def display(body: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({c: [cell(v, c) for v in body[c]] for c in body.columns}, columns=body.columns)
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -249,11 +260,16 @@ def write_tables(stats: pd.DataFrame, experiments: list[dict], cfg: StatsConfig,
     """Write every table `experiments` can fill; returns the paths written."""
     written = []
     for table in stats_tables(experiments):
-        t = build_table(table, stats, experiments, cfg)
-        for ext, text in (("csv", t.csv()), ("md", t.markdown()), ("tex", t.latex())):
-            path = Path(out_dir) / f"{table}.{ext}"
-            write_text(path, text)
-            written.append(path)
+        written += write_table_files(build_table(table, stats, experiments, cfg), out_dir)
+    return written
+
+
+def write_table_files(table: "PaperTable", out_dir: str | os.PathLike) -> list[Path]:
+    written = []
+    for ext, text in table.files().items():
+        path = Path(out_dir) / f"{table.table}.{ext}"
+        write_text(path, text)
+        written.append(path)
     return written
 
 

@@ -40,7 +40,7 @@ def analyze_experiment(scores: pd.DataFrame, experiment: dict, cfg: StatsConfig,
         rows += ctx.deltas(metric)
         rows += ctx.contrasts(metric)
         rows += ctx.doses(metric)
-    rows += fid_rows(set_level, experiment)
+    rows += fid_rows(set_level, experiment, ctx)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -240,17 +240,17 @@ def _counts(paired: Paired, n_units: int) -> dict:
                 n_excluded=paired.n_excluded, n_unpaired=paired.n_unpaired)
 
 
-def fid_rows(fid: pd.DataFrame, experiment: dict) -> list[dict]:
-    """Set-level FID rows, carried as they are."""
+def fid_rows(fid: pd.DataFrame, experiment: dict, ctx: "_Context") -> list[dict]:
+    """Set-level FID rows, carried as they are, with the condition's identity (label, preset, sampler)."""
     rows = []
     for r in fid.to_dict("records"):
-        rows.append(dict(experiment=experiment["name"], model=r.get("model", experiment["model"]), metric="fid",
-                         kind="fid", basis="fid", condition=r["condition"],
-                         reference=r.get("reference_condition") or "", category="all",
-                         seed=float(r.get("seed", NAN)), reference_seed=float(r.get("reference_seed", NAN)),
-                         n=int(r.get("n_images", 0) or 0), mean=float(r["value"]),
-                         note="; ".join(x for x in (f"set-level FID, {int(r.get('dim', 0) or 0)}-d features",
-                                                    r.get("note") or "") if x)))
+        reference = r.get("reference_condition") or ""
+        rows.append(ctx.identity("fid", "fid", r["condition"], reference)
+                    | dict(model=r.get("model", experiment["model"]), category="all",
+                           seed=float(r.get("seed", NAN)), reference_seed=float(r.get("reference_seed", NAN)),
+                           n=int(r.get("n_images", 0) or 0), mean=float(r["value"]),
+                           note="; ".join(x for x in (f"set-level FID, {int(r.get('dim', 0) or 0)}-d features",
+                                                      r.get("note") or "") if x)))
     return rows
 
 

@@ -5,8 +5,11 @@ import os
 from typing import Iterable
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from ..io import atomic_path, write_parquet
+from ..io import atomic_path
+from ..provenance import STANDIN_NOTICE
 from .analysis import analyze_experiment
 from .config import StatsConfig
 
@@ -28,7 +31,11 @@ def write_experiment_stats(score_paths, prompts_path, experiment: dict, stats_co
     """Read, analyse, write `results/stats/{experiment}.parquet` and `.csv` atomically."""
     cfg = StatsConfig.from_dict(stats_config)
     stats = analyze_experiment(read_scores(score_paths), experiment, cfg, read_prompt_table(prompts_path))
-    write_parquet(out_parquet, stats)
+    table = pa.Table.from_pandas(stats, preserve_index=False)
+    standin = bool(len(stats) and stats["standin"].any())
+    notice = {b"sinkrepro.notice": STANDIN_NOTICE.encode()} if standin else {}
+    with atomic_path(out_parquet) as tmp:  # the notice also in the file's own metadata
+        pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **notice}), tmp)
     with atomic_path(out_csv) as tmp:
         stats.to_csv(tmp, index=False)
     return stats
