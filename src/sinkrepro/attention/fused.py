@@ -64,17 +64,33 @@ def _split(x: torch.Tensor, dtype: torch.dtype, terms: int) -> torch.Tensor:
     return torch.stack(parts, dim=-1)
 
 
-def _swapped_by_mask(q_rows, k, shift, scale):
-    """The swapped call with -lse (shift [B, H, n] fp32) as an additive mask (CPU kernel only)."""
-    mask = shift.to(torch.float64 if q_rows.dtype == torch.float64 else torch.float32)[:, :, None, :]
-    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        k, q_rows, torch.zeros_like(q_rows), 0.0, False, attn_mask=mask, scale=scale)
+def _cpu_flash(q, k, v, mask, scale):
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, attn_mask=mask, scale=scale)
 
 
-def _swapped_by_dims(q_rows, k, shift, scale):
-    """The swapped call with -lse (shift [B, H, n] fp32) as extra head dimensions (any kernel)."""
+def _swapped_by_values(q_rows, k, shift, scale) -> torch.Tensor:
+    """ln(n m_j) with exp(-lse) as row weights in the values' first column (CPU kernel, fp32/fp64).
+
+    The call without a mask returns l_j = LSE_i(s k_j.q_i) and O_j = sum_i softmax_i(.) w_i with
+    w_i = exp(shift_i - top); so ln(n m_j) = l_j + ln(O_j) + top.
+    """
+    top = shift.amax(dim=-1, keepdim=True)  # [B, H, 1]: keeps the weights in (0, 1]
+    values = torch.zeros_like(q_rows, memory_format=torch.contiguous_format)
+    values[..., 0] = (shift - top).exp()
+    out, lse = _cpu_flash(k, q_rows, values, None, scale)
+    return lse.to(shift.dtype) + out[..., 0].to(shift.dtype).log() + top
+
+
+def _swapped_by_mask(q_rows, k, shift, scale) -> torch.Tensor:
+    """ln(n m_j) with -lse as an additive fp32 mask [B, H, 1, n] (CPU kernel, any dtype)."""
+    mask = shift[:, :, None, :].contiguous()  # a strided mask takes the kernel's slow path
+    return _cpu_flash(k, q_rows, torch.zeros_like(q_rows), mask, scale)[1].to(shift.dtype)
+
+
+def _swapped_by_dims(q_rows, k, shift, scale) -> Optional[torch.Tensor]:
+    """ln(n m_j) with -lse / s as extra head dimensions, split into terms of q's dtype (any kernel)."""
     B, H, n, d = q_rows.shape
-    terms = _split(shift / scale, q_rows.dtype, SHIFT_TERMS.get(q_rows.dtype, 1))  # [B, H, n, t]
+    terms = _split(shift.float() / scale, q_rows.dtype, SHIFT_TERMS.get(q_rows.dtype, 1))  # [B, H, n, t]
     t = terms.shape[-1]
     width = -(-(d + t) // HEAD_MULTIPLE) * HEAD_MULTIPLE
     rows = q_rows.new_zeros(B, H, n, width)
@@ -83,11 +99,18 @@ def _swapped_by_dims(q_rows, k, shift, scale):
     keys = k.new_zeros(B, H, k.shape[-2], width)
     keys[..., :d] = k
     keys[..., d:d + t] = 1.0
-    return fused_attention(keys, rows, torch.zeros_like(rows), None, scale)
+    result = fused_attention(keys, rows, torch.zeros_like(rows), None, scale)
+    return None if result is None else result[1]
 
 
-SWAPPED_CALL = {"mask": _swapped_by_mask, "dims": _swapped_by_dims}
-CARRIER = {"cpu": "mask", "cuda": "dims"}  # how -lse enters the swapped call on each device
+SWAPPED_CALL = {"values": _swapped_by_values, "mask": _swapped_by_mask, "dims": _swapped_by_dims}
+
+
+def default_carrier(q) -> Optional[str]:
+    """How -lse enters the swapped call: the cheapest exact way on q's device and dtype."""
+    if q.device.type == "cpu":
+        return "values" if q.dtype in (torch.float32, torch.float64) else "mask"
+    return "dims" if q.device.type == "cuda" else None
 
 
 def fused_mass(q, k, lse, bias=None, scale=None, n_rows: Optional[int] = None, *,
@@ -95,20 +118,20 @@ def fused_mass(q, k, lse, bias=None, scale=None, n_rows: Optional[int] = None, *
     """Incoming mass [B, H, Nk] (fp32) of the first n_rows query rows from one swapped fused call.
 
     `lse` [B, H, >=n_rows] is the rows' log-sum-exp (with the same bias and scale). `carrier`
-    ("mask" or "dims") overrides how -lse enters (default: CARRIER of q's device). None where no
-    fused kernel applies (a bias varying over query rows, a device or shape the kernels reject).
+    (one of SWAPPED_CALL) overrides default_carrier(q). None where no fused kernel applies (a
+    bias varying over query rows, a device or shape the kernels reject).
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     B, H, Nq, _ = q.shape
     n = Nq if n_rows is None else n_rows
     key_bias = None if bias is None else _key_bias(bias, (B, H, k.shape[-2]))
-    carrier = carrier or CARRIER.get(q.device.type)
+    carrier = carrier or default_carrier(q)
     if (bias is not None and key_bias is None) or n == 0 or carrier is None:
         return None
-    result = SWAPPED_CALL[carrier](q[:, :, :n], k, -lse[:, :, :n].float(), scale)
-    if result is None:
+    shift = -lse[:, :, :n].to(torch.float64 if q.dtype == torch.float64 else torch.float32)  # [B, H, n]
+    log_mass = SWAPPED_CALL[carrier](q[:, :, :n], k, shift, scale)  # [B, H, Nk] = ln(n m_j) - b_j
+    if log_mass is None:
         return None
-    log_mass = result[1].float()  # [B, H, Nk] = ln(n m_j) - b_j
     if key_bias is not None:
         log_mass = log_mass + key_bias
-    return log_mass.exp_().div_(n)
+    return log_mass.float().exp_().div_(n)
