@@ -256,7 +256,7 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
             else:
                 denom = 1 - (1 - f) * w
                 scale_sel = f / denom
-                new = (o - (1 - f) * u) / denom
+                new = o.add_(u, alpha=f - 1).div_(denom)       # in place: out's own rows when fp32
             risky = (w > CORRECTION_MAX_MASS).squeeze(-1)       # [B, H, c]
             if bool(risky.any()):
                 if exact is None:
@@ -277,7 +277,8 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
             new, p_new = o, p_sel
         if value_edit:
             new = new + torch.matmul(p_new, dv)
-        out[:, :, start:stop] = new.to(out.dtype)
+        if new is not o or out.dtype != torch.float32:
+            out[:, :, start:stop] = new.to(out.dtype)
         if start < n_stat_rows:
             left += p_new[:, :, : n_stat_rows - start].sum(dim=(-1, -2))
     return out, left / n_stat_rows
