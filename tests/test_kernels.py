@@ -40,6 +40,8 @@ def test_fused_mass_matches_materialised_softmax_fp32(carrier, shape):
 
 def test_fused_mass_keeps_batch_halves_and_heads_apart():
     q, k, _ = qkv(B=2, H=2, seed=1)
+    q, k = q.transpose(1, 2).contiguous().transpose(1, 2), k.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not q.is_contiguous()  # diffusers' layout: [B, N, H, d] viewed as [B, H, N, d]
     k[1, 0, 3] *= 6  # a sink only in the cond half, head 0
     got = fused_mass(q, k, exact_lse(q, k), n_rows=30)
     ref = naive_mass(q, k, 30)

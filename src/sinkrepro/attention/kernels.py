@@ -151,9 +151,10 @@ def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, 
             top5 += (top_values(logits, 5).exp().sum(-1, keepdim=True) * inv).sum(dim=(-1, -2))
             if b is not None:
                 logits.clamp_(min=torch.finfo(torch.float32).min)  # masked keys: 0 * finite, not 0 * -inf
-            # row entropy = log(total) - sum_j p_ij * logits_ij, with p = weights / total
-            plogp = logits.mul_(weights).sum(dim=-1, keepdim=True) * inv
-            entropy -= plogp.sum(dim=(-1, -2)) - (total.log().sum(dim=(-1, -2)) if total is not None else 0.0)
+            plogp = logits.mul_(weights).sum(dim=-1, keepdim=True) * inv  # sum_j p_ij * logits_ij
+            if total is not None:
+                plogp -= total.log()  # log p_ij = logits_ij - log(total_i)
+            entropy -= plogp.sum(dim=(-1, -2))
     mass = mass.view(B, H, Nk) / n_rows
     if row_stats:
         entropy /= n_rows
