@@ -9,7 +9,8 @@ Layer (B=2 for CFG, H=24, d=64, image + 333 text keys; 1024 image tokens is SD3 
 - measure: what a measured, unedited layer costs (stock call + mass, entropy and top-5 per row).
 Ratios are min/min and median/median against baselines run in the same process. Peak memory is
 the increase over the inputs in a fresh subprocess per method (peak RSS on CPU,
-max_memory_allocated on CUDA).
+max_memory_allocated on CUDA). On CPU the ratios of process CPU time come too (cpu_*: least
+disturbed by other load on a shared host; with 2 threads they sum both).
 
 Whole step: one denoiser forward (CFG batch 2) of a random-init stand-in with SD3-medium's widths
 and `--step-layers` joint blocks (not the real weights: timings only), unpatched vs every layer
@@ -79,23 +80,26 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, args, device: str) -> float:
+def timed(fn, args, device: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
     sync(device)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     fn(*args)
     sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def interleaved(fns: dict, args, device: str, runs: int) -> dict[str, list[float]]:
-    """Seconds per call of each function: one warm-up each, then `runs` rounds, one call each."""
+def interleaved(fns: dict, args, device: str, runs: int) -> tuple[dict, dict]:
+    """Wall and CPU seconds per call of each function: a warm-up each, then `runs` rounds of one call each."""
     for fn in fns.values():
         timed(fn, args, device)
-    times = {name: [] for name in fns}
+    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
     for _ in range(runs):
         for name, fn in fns.items():
-            times[name].append(timed(fn, args, device))
-    return times
+            w, c = timed(fn, args, device)
+            wall[name].append(w)
+            cpu[name].append(c)
+    return wall, cpu
 
 
 def ratio(times: dict, a: str, b: str) -> tuple[float, float]:
@@ -141,16 +145,18 @@ def layer_bench(n: int, threads: int, device: str, dtype_name: str, runs: int) -
     data = inputs(n, device, getattr(torch, dtype_name))
     print(f"\nlayer: B=2 H={HEADS} d={HEAD_DIM} keys={n}+{TEXT_TOKENS} {dtype_name} on {device}, "
           f"threads={threads}, runs={runs}")
-    times = interleaved(METHODS, data, device, runs)
+    times, cpu = interleaved(METHODS, data, device, runs)
     mems = {name: memory(name, n, device, dtype_name) for name in METHODS}
     for name, ts in times.items():
         print(f"  {name:8s} min {fmt(min(ts) * 1e3):>7s} ms  median {fmt(statistics.median(ts) * 1e3):>7s} ms  "
-              f"peak extra {fmt(mems[name]):>7s} MiB")
+              f"(CPU min {fmt(min(cpu[name]) * 1e3):>7s} ms)  peak extra {fmt(mems[name]):>7s} MiB")
     diff = (METHODS["ours"](*data).float() - METHODS["naive"](*data).float()).abs().max().item()
     print(f"  max |ours - naive| = {diff:.2g}")
     ratios = dict(time_vs_stock=ratio(times, "ours", "stock"), time_vs_naive=ratio(times, "ours", "naive"),
                   measure_vs_stock=ratio(times, "measure", "stock"))
     ratios["peakmem_vs_naive"] = (mems["ours"] / mems["naive"],) * 2
+    if device == "cpu":  # CPU time: what a shared host's load disturbs least
+        ratios.update(cpu_time_vs_stock=ratio(cpu, "ours", "stock"), cpu_time_vs_naive=ratio(cpu, "ours", "naive"))
     return ratios
 
 
@@ -163,7 +169,8 @@ def standin_transformer(n_layers: int, device: str, dtype: torch.dtype):
                                   num_layers=n_layers, attention_head_dim=HEAD_DIM, num_attention_heads=HEADS,
                                   joint_attention_dim=4096, caption_projection_dim=HEADS * HEAD_DIM,
                                   pooled_projection_dim=2048, pos_embed_max_size=192)
-    return model.to(device, dtype).eval()
+    model = model.to(device).eval()
+    return model if dtype == torch.float32 else model.to(dtype)
 
 
 def step_bench(n: int, n_layers: int, threads: int, device: str, dtype_name: str, runs: int) -> dict:
@@ -192,7 +199,7 @@ def step_bench(n: int, n_layers: int, threads: int, device: str, dtype_name: str
         cases["A2"] = lambda: forward(InterventionSpec(**dict(PRESETS["rds"], k=1, layers=A2_LAYERS)), ())
     print(f"\nwhole step: stand-in SD3 transformer, {n_layers} joint blocks, 24x64 heads, keys={n}+{TEXT_TOKENS}, "
           f"B=2, {dtype_name} on {device}, threads={threads}, runs={runs}")
-    times = interleaved(cases, (), device, runs)
+    times, _ = interleaved(cases, (), device, runs)
     for name, ts in times.items():
         print(f"  {name:12s} min {fmt(min(ts)):>6s} s  median {fmt(statistics.median(ts)):>6s} s")
     return {f"{name}_overhead": tuple(r - 1 for r in ratio(times, name, "unpatched"))
