@@ -90,21 +90,6 @@ class SinkStats:
     top5: Optional[torch.Tensor] = None      # [B, H] mean over rows of the row's top-5 probability sum
 
 
-def top_values(x: torch.Tensor, k: int, group: int = 32) -> torch.Tensor:
-    """The k largest values [..., k] of each row of x [..., N], descending; same as x.topk(k).values.
-
-    Cheaper for long rows: the k largest values lie in the k groups (of `group` columns) with the
-    largest maxima, so one max pass over all columns leaves a topk over k * group candidates.
-    """
-    n_groups = x.shape[-1] // group
-    if n_groups <= 4 * k:
-        return x.topk(min(k, x.shape[-1]), dim=-1).values
-    body = x[..., : n_groups * group].unflatten(-1, (n_groups, group))  # [..., G, group]
-    best = body.amax(dim=-1).topk(k, dim=-1).indices                      # [..., k] groups
-    picked = torch.gather(body, -2, best[..., None].expand(*best.shape, group)).flatten(-2)
-    return torch.cat([picked, x[..., n_groups * group:]], dim=-1).topk(k, dim=-1).values
-
-
 def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, lse=None, row_stats: bool = False,
                   budget_bytes: Optional[int] = None, fused: bool = True) -> SinkStats:
     """Incoming mass m[b,h,j] = mean_{i < n_rows} softmax(s*q_i.k_j + bias_ij), exact in fp32.
@@ -148,7 +133,7 @@ def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, 
         inv = 1.0 / total if total is not None else torch.ones(B, H, c, 1, device=q.device)
         mass.baddbmm_(inv.view(B * H, 1, c), weights.view(B * H, c, Nk))  # sum over rows of p_ij
         if row_stats:
-            top5 += (top_values(logits, 5).exp().sum(-1, keepdim=True) * inv).sum(dim=(-1, -2))
+            top5 += (logits.topk(min(5, Nk), dim=-1).values.exp().sum(-1, keepdim=True) * inv).sum(dim=(-1, -2))
             if b is not None:
                 logits.clamp_(min=torch.finfo(torch.float32).min)  # masked keys: 0 * finite, not 0 * -inf
             plogp = logits.mul_(weights).sum(dim=-1, keepdim=True) * inv  # sum_j p_ij * logits_ij
