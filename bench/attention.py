@@ -148,8 +148,9 @@ def layer_bench(n: int, threads: int, device: str, dtype_name: str, runs: int) -
     times, cpu = interleaved(METHODS, data, device, runs)
     mems = {name: memory(name, n, device, dtype_name) for name in METHODS}
     for name, ts in times.items():
+        cpu_note = f"(CPU min {fmt(min(cpu[name]) * 1e3):>7s} ms)  " if device == "cpu" else ""
         print(f"  {name:8s} min {fmt(min(ts) * 1e3):>7s} ms  median {fmt(statistics.median(ts) * 1e3):>7s} ms  "
-              f"(CPU min {fmt(min(cpu[name]) * 1e3):>7s} ms)  peak extra {fmt(mems[name]):>7s} MiB")
+              f"{cpu_note}peak extra {fmt(mems[name]):>7s} MiB")
     diff = (METHODS["ours"](*data).float() - METHODS["naive"](*data).float()).abs().max().item()
     print(f"  max |ours - naive| = {diff:.2g}")
     ratios = dict(time_vs_stock=ratio(times, "ours", "stock"), time_vs_naive=ratio(times, "ours", "naive"),
