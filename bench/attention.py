@@ -231,7 +231,8 @@ def main(argv=None) -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         for n in args.image_tokens:
-            summary.append((f"tokens={n} threads={threads}", layer_bench(n, threads, args.device, dtype_name, args.runs)))
+            ratios = layer_bench(n, threads, args.device, dtype_name, args.runs)
+            summary.append((f"tokens={n} threads={threads}", ratios))
         if step_layers:
             summary.append((f"step tokens={step_tokens} layers={step_layers} threads={threads}",
                             step_bench(step_tokens, step_layers, threads, args.device, dtype_name, args.runs)))

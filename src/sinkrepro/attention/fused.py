@@ -6,13 +6,15 @@ chunked fp32 path (which is also the tests' reference).
 The incoming mass of key j over the first n query rows is itself a log-sum-exp, over queries:
     m_j = 1/n sum_{i<n} exp(s q_i.k_j + b_j - lse_i) = exp(b_j + LSE_{i<n}(s k_j.q_i - lse_i)) / n.
 So one fused call with the roles swapped computes it: the keys are that call's queries, the n
-rows its keys, and the lse it returns is ln(n m_j) - b_j. The -lse_i term goes in
-- on CPU, as an fp32 additive mask [B, H, 1, n] (the CPU kernel takes a mask of any float dtype);
-- on CUDA, as extra head dimensions: the rows carry -lse_i / s split into terms of q's dtype (their
-  sum is exact to about fp32, as the kernels accumulate dot products in fp32) and the keys carry 1
-  there; the head dim is zero-padded to a multiple of 8.
-The swapped call's output is discarded (its values are zeros: the kernels want them as wide as q).
-Only key-wise biases b [..., 1, Nk] fold in this way; a bias that varies over query rows does not.
+rows its keys, and ln(n m_j) - b_j comes out of it. The -lse_i term goes in (SWAPPED_CALL):
+- "values" (CPU, fp32/fp64): not in the logits at all; the values' first column carries the row
+  weights exp(-lse_i - c), so ln(n m_j) = lse'_j + ln(out'_j) + c. No mask: the kernel's fast path;
+- "mask" (CPU, any dtype): as an fp32 additive mask [B, H, 1, n];
+- "dims" (CUDA): as extra head dimensions: the rows carry -lse_i / s split into terms of q's dtype
+  (their sum is exact to about fp32, as the kernels accumulate dot products in fp32), the keys
+  carry 1 there, and the head dim is zero-padded to a multiple of 8.
+The kernels want values as wide as q, so the swapped call costs about a stock call over n rows.
+Only key-wise biases b [..., 1, Nk] fold in; a bias that varies over query rows does not.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def fused_attention(q, k, v, bias=None, scale=None) -> Optional[tuple[torch.Tens
     if q.device.type != "cuda":
         return None
     try:
-        if bias is None and q.dtype in SHIFT_TERMS and q.shape[-1] == v.shape[-1]:
+        if bias is None and q.dtype in (torch.float16, torch.bfloat16) and q.shape[-1] == v.shape[-1]:
             out, lse = torch.ops.aten._scaled_dot_product_flash_attention.default(
                 q, k, v, 0.0, False, False, scale=scale)[:2]
         else:
