@@ -8,7 +8,7 @@ The incoming mass of key j over the first n query rows is itself a log-sum-exp, 
 So one fused call with the roles swapped computes it: the keys are that call's queries, the n
 rows its keys, and ln(n m_j) - b_j comes out of it. The -lse_i term goes in (SWAPPED_CALL):
 - "values" (CPU, fp32/fp64): not in the logits at all; the values' first column carries the row
-  weights exp(-lse_i - c), so ln(n m_j) = lse'_j + ln(out'_j) + c. No mask: the kernel's fast path;
+  weights exp(-lse_i - c), c = max_i -lse_i, so ln(n m_j) = lse'_j + ln(out'_j) + c. No mask: faster;
 - "mask" (CPU, any dtype): as an fp32 additive mask [B, H, 1, n];
 - "dims" (CUDA): as extra head dimensions: the rows carry -lse_i / s split into terms of q's dtype
   (their sum is exact to about fp32, as the kernels accumulate dot products in fp32), the keys
