@@ -109,3 +109,13 @@ def test_row_stats_with_masked_keys(dtype):
     entropy = -torch.special.xlogy(p, p).sum(-1).mean(-1)
     assert torch.allclose(got.entropy.double(), entropy, atol=1e-5)
     assert torch.allclose(got.top5.double(), p.topk(5, -1).values.sum(-1).mean(-1), atol=1e-6)
+
+
+def test_row_stats_with_a_per_head_bias_over_head_and_row_chunks():
+    q, k, _ = qkv(Nq=70, Nk=90, seed=8)
+    bias = torch.randn(2, 3, 70, 90, generator=torch.Generator().manual_seed(9))
+    got = incoming_mass(q, k, bias, 0.2, 66, row_stats=True, budget_bytes=50_000)  # 1 head x 32 rows a chunk
+    p = naive_probs(q, k, bias, 0.2)[1][:, :, :66]
+    assert torch.allclose(got.mass.double(), p.mean(-2), atol=1e-6)
+    assert torch.allclose(got.entropy.double(), -torch.special.xlogy(p, p).sum(-1).mean(-1), atol=1e-5)
+    assert torch.allclose(got.top5.double(), p.topk(5, -1).values.sum(-1).mean(-1), atol=1e-6)
