@@ -1,35 +1,48 @@
-"""Benchmark: one patched SD3 attention layer, stock SDPA vs ours vs the naive materialising algorithm.
+"""Benchmark: SD3 attention with sink detection, against stock SDPA and the naive materialising algorithm.
 
-Shapes: B=2 (CFG), H=24, d=64, `--image-tokens` image + 333 text keys (4096 is SD3-medium at
-1024 px; the default 1024 suits a CPU). The intervention is RDS (per-head top-1, -1e4 on all rows).
-The naive algorithm is the authors': full fp32 logits and softmax, mean over image rows, top-k,
-bias, softmax again, multiply by V. Peak memory is measured in a fresh subprocess per method
-(peak RSS on CPU, max_memory_allocated on CUDA) as the increase over the inputs.
-Then the whole-step overhead of one patched layer in a tiny-sd3 generation.
+Layer (B=2 for CFG, H=24, d=64, image + 333 text keys; 1024 image tokens is SD3 at 512 px, 4096 at
+1024 px), each method timed `--runs` times, interleaved, reported as min / median:
+- stock: F.scaled_dot_product_attention;
+- ours: RDS (per-head top-1 sink, -1e4 on all rows) through `intervene`;
+- naive: the authors' algorithm: full fp32 logits and softmax, mean over image rows, top-1, bias,
+  softmax again, multiply by V;
+- measure: what a measured, unedited layer costs (stock call + mass, entropy and top-5 per row).
+Ratios are min/min and median/median against baselines run in the same process. Peak memory is
+the increase over the inputs in a fresh subprocess per method (peak RSS on CPU,
+max_memory_allocated on CUDA). On CPU the ratios of process CPU time come too (cpu_*: least
+disturbed by other load on a shared host; with 2 threads they sum both).
 
-    python bench/attention.py [--image-tokens 1024] [--device cpu|cuda] [--repeats 5]
+Whole step: one denoiser forward (CFG batch 2) of a random-init stand-in with SD3-medium's widths
+and `--step-layers` joint blocks (not the real weights: timings only), unpatched vs every layer
+measured (measure-only), and vs A2 (RDS k=1 on layers 6, 12, 18) when it has 19+ layers.
 
-Last line: `attention-bench: time_vs_stock=X time_vs_naive=Y peakmem_vs_naive=Z`.
+    python bench/attention.py [--image-tokens 1024 4096] [--threads 1 2] [--runs 3]
+    python bench/attention.py --device cuda --dtype float16 --image-tokens 4096 --step-layers 24
+
+Last lines: `attention-bench: tokens=N threads=T time_vs_stock=MIN/MEDIAN ...`.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
 from sinkrepro.attention.intervene import intervene
+from sinkrepro.attention.kernels import incoming_mass
 from sinkrepro.attention.spec import PRESETS, InterventionSpec
 from sinkrepro.attention.tokens import build_layout
 
 HEADS, HEAD_DIM, TEXT_TOKENS, CLIP_TOKENS = 24, 64, 333, 77
 SPEC = InterventionSpec(**dict(PRESETS["rds"], k=1, layers=(0,)))
+A2_LAYERS = (6, 12, 18)
+TARGETS = dict(time_vs_stock=1.8, time_vs_naive=0.4)
 
 
 def inputs(n_image: int, device: str, dtype: torch.dtype):
@@ -42,19 +55,24 @@ def inputs(n_image: int, device: str, dtype: torch.dtype):
 
 
 def naive(q, k, v, n_image: int, k_top: int = 1, bias: float = -1e4):
-    logits = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5  # [B, H, Nq, Nk]
-    mass = torch.softmax(logits, dim=-1)[:, :, :n_image].mean(dim=-2)  # [B, H, Nk]
+    logits = (q @ k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)  # [B, H, Nq, Nk]
+    mass = torch.softmax(logits, dim=-1)[:, :, :n_image].mean(dim=-2)     # [B, H, Nk]
     sinks = mass.topk(k_top, dim=-1).indices
-    shift = torch.zeros_like(mass).scatter_(-1, sinks, bias)[:, :, None, :]
-    return (torch.softmax(logits + shift, dim=-1).to(v.dtype) @ v)
+    logits += torch.zeros_like(mass).scatter_(-1, sinks, bias)[:, :, None, :]
+    return torch.softmax(logits, dim=-1).to(v.dtype) @ v
 
 
-def methods(n_image: int):
-    return {
-        "stock": lambda q, k, v, layout: F.scaled_dot_product_attention(q, k, v),
-        "ours": lambda q, k, v, layout: intervene(q, k, v, SPEC, layout).out,
-        "naive": lambda q, k, v, layout: naive(q, k, v, n_image),
-    }
+def measure(q, k, v, n_image: int):
+    out = F.scaled_dot_product_attention(q, k, v)
+    return out, incoming_mass(q, k, None, None, n_image, row_stats=True)
+
+
+METHODS = {
+    "stock": lambda q, k, v, layout: F.scaled_dot_product_attention(q, k, v),
+    "ours": lambda q, k, v, layout: intervene(q, k, v, SPEC, layout).out,
+    "naive": lambda q, k, v, layout: naive(q, k, v, layout.n_image_rows),
+    "measure": lambda q, k, v, layout: measure(q, k, v, layout.n_image_rows),
+}
 
 
 def sync(device: str) -> None:
@@ -62,16 +80,31 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def best_time(fn, args, device: str, repeats: int) -> float:
+def timed(fn, args, device: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
     fn(*args)
     sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def interleaved(fns: dict, args, device: str, runs: int) -> tuple[dict, dict]:
+    """Wall and CPU seconds per call of each function: a warm-up each, then `runs` rounds of one call each."""
+    for fn in fns.values():
+        timed(fn, args, device)
+    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            w, c = timed(fn, args, device)
+            wall[name].append(w)
+            cpu[name].append(c)
+    return wall, cpu
+
+
+def ratio(times: dict, a: str, b: str) -> tuple[float, float]:
+    """(min a / min b, median a / median b)."""
+    return min(times[a]) / min(times[b]), statistics.median(times[a]) / statistics.median(times[b])
 
 
 def _rss_kib(field: str) -> int:
@@ -84,7 +117,7 @@ def _rss_kib(field: str) -> int:
 def probe_memory(method: str, n_image: int, device: str, dtype: torch.dtype) -> float:
     """Peak extra memory (MiB) of one call, over the inputs; run in a fresh process."""
     args = inputs(n_image, device, dtype)
-    fn = methods(n_image)[method]
+    fn = METHODS[method]
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -100,67 +133,112 @@ def probe_memory(method: str, n_image: int, device: str, dtype: torch.dtype) -> 
 
 def memory(method: str, n_image: int, device: str, dtype: str) -> float:
     cmd = [sys.executable, __file__, "--probe", method, "--image-tokens", str(n_image), "--device", device,
-           "--dtype", dtype, "--threads", str(torch.get_num_threads())]
+           "--dtype", dtype]
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
 
-def pipeline_overhead(repeats: int, size: int = 128, steps: int = 4) -> tuple[float, float]:
-    """Seconds per tiny-sd3 generation without and with one patched layer (RDS k=1, layer 1)."""
+def fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def layer_bench(n: int, threads: int, device: str, dtype_name: str, runs: int) -> dict[str, tuple[float, float]]:
+    data = inputs(n, device, getattr(torch, dtype_name))
+    print(f"\nlayer: B=2 H={HEADS} d={HEAD_DIM} keys={n}+{TEXT_TOKENS} {dtype_name} on {device}, "
+          f"threads={threads}, runs={runs}")
+    times, cpu = interleaved(METHODS, data, device, runs)
+    mems = {name: memory(name, n, device, dtype_name) for name in METHODS}
+    for name, ts in times.items():
+        cpu_note = f"(CPU min {fmt(min(cpu[name]) * 1e3):>7s} ms)  " if device == "cpu" else ""
+        print(f"  {name:8s} min {fmt(min(ts) * 1e3):>7s} ms  median {fmt(statistics.median(ts) * 1e3):>7s} ms  "
+              f"{cpu_note}peak extra {fmt(mems[name]):>7s} MiB")
+    diff = (METHODS["ours"](*data).float() - METHODS["naive"](*data).float()).abs().max().item()
+    print(f"  max |ours - naive| = {diff:.2g}")
+    ratios = dict(time_vs_stock=ratio(times, "ours", "stock"), time_vs_naive=ratio(times, "ours", "naive"),
+                  measure_vs_stock=ratio(times, "measure", "stock"))
+    ratios["peakmem_vs_naive"] = (mems["ours"] / mems["naive"],) * 2
+    if device == "cpu":  # CPU time: what a shared host's load disturbs least
+        ratios.update(cpu_time_vs_stock=ratio(cpu, "ours", "stock"), cpu_time_vs_naive=ratio(cpu, "ours", "naive"))
+    return ratios
+
+
+def standin_transformer(n_layers: int, device: str, dtype: torch.dtype):
+    """Random-init SD3Transformer2DModel with SD3-medium's widths (24 heads x 64) and n_layers blocks."""
+    from diffusers import SD3Transformer2DModel
+
+    torch.manual_seed(0)
+    model = SD3Transformer2DModel(sample_size=128, patch_size=2, in_channels=16, out_channels=16,
+                                  num_layers=n_layers, attention_head_dim=HEAD_DIM, num_attention_heads=HEADS,
+                                  joint_attention_dim=4096, caption_projection_dim=HEADS * HEAD_DIM,
+                                  pooled_projection_dim=2048, pos_embed_max_size=192)
+    model = model.to(device).eval()
+    return model if dtype == torch.float32 else model.to(dtype)
+
+
+def step_bench(n: int, n_layers: int, threads: int, device: str, dtype_name: str, runs: int) -> dict:
     from sinkrepro.attention import attach
-    from sinkrepro.models.load import load_pipeline
-    from sinkrepro.models.tiny import build_tiny_sd3
 
-    with tempfile.TemporaryDirectory() as tmp:
-        pipe = load_pipeline(build_tiny_sd3(Path(tmp) / "tiny-sd3"), "sd3")
-    prompts = ["a photo of a red dog", "two cats left of a blue car"]
+    dtype = getattr(torch, dtype_name)
+    model = standin_transformer(n_layers, device, dtype)
+    side = 2 * int(n ** 0.5)  # latent side: 2x2 patches make n image tokens
+    g = torch.Generator().manual_seed(1)
+    batch = dict(hidden_states=torch.randn(2, 16, side, side, generator=g),
+                 encoder_hidden_states=torch.randn(2, TEXT_TOKENS, 4096, generator=g),
+                 pooled_projections=torch.randn(2, 2048, generator=g))
+    batch = {key: x.to(device, dtype) for key, x in batch.items()}
+    batch["timestep"] = torch.tensor([500.0, 500.0], device=device)
+    pipe = SimpleNamespace(transformer=model, scheduler=SimpleNamespace(timesteps=torch.tensor([500.0])))
+    every = tuple(range(n_layers))
 
-    def generate(spec):
-        with attach(pipe, spec, prompt_ids=["a", "b"], seed=0, num_inference_steps=steps):
-            pipe(prompt=prompts, num_inference_steps=steps, height=size, width=size, output_type="np",
-                 generator=[torch.Generator().manual_seed(i) for i in range(2)])
+    def forward(spec: InterventionSpec, measure_layers: tuple[int, ...]):
+        with torch.no_grad(), attach(pipe, spec, prompt_ids=["p"], seed=0, num_inference_steps=1,
+                                     measure_layers=measure_layers):
+            model(**batch)
 
-    spec = InterventionSpec(**dict(PRESETS["rds"], k=1, layers=(1,)))
-    return best_time(generate, (InterventionSpec(),), "cpu", repeats), best_time(generate, (spec,), "cpu", repeats)
+    cases = {"unpatched": lambda: forward(InterventionSpec(), ()),
+             "measure-all": lambda: forward(InterventionSpec(), every)}
+    if n_layers > max(A2_LAYERS):
+        cases["A2"] = lambda: forward(InterventionSpec(**dict(PRESETS["rds"], k=1, layers=A2_LAYERS)), ())
+    print(f"\nwhole step: stand-in SD3 transformer, {n_layers} joint blocks, 24x64 heads, keys={n}+{TEXT_TOKENS}, "
+          f"B=2, {dtype_name} on {device}, threads={threads}, runs={runs}")
+    times, _ = interleaved(cases, (), device, runs)
+    for name, ts in times.items():
+        print(f"  {name:12s} min {fmt(min(ts)):>6s} s  median {fmt(statistics.median(ts)):>6s} s")
+    return {f"{name}_overhead": tuple(r - 1 for r in ratio(times, name, "unpatched"))
+            for name in times if name != "unpatched"}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-tokens", type=int, default=1024)
+    parser.add_argument("--image-tokens", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU threads")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                         help="default: float32 on CPU, float16 on CUDA (as SD3 runs)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on shared hosts)")
-    parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--step-tokens", type=int, default=None, help="image tokens of the whole-step bench "
+                        "(default: 1024 on CPU, the largest --image-tokens on CUDA)")
+    parser.add_argument("--step-layers", type=int, default=None, help="joint blocks of the stand-in "
+                        "(default: 2 on CPU, 24 as SD3-medium on CUDA); 0 skips the whole-step bench")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     dtype_name = args.dtype or ("float16" if args.device == "cuda" else "float32")
-    dtype = getattr(torch, dtype_name)
-    torch.set_num_threads(args.threads)
     if args.probe:
-        print(probe_memory(args.probe, args.image_tokens, args.device, dtype))
+        print(probe_memory(args.probe, args.image_tokens[0], args.device, getattr(torch, dtype_name)))
         return
-
-    n = args.image_tokens
-    data = inputs(n, args.device, dtype)
-    print(f"layer: B=2 H={HEADS} d={HEAD_DIM} keys={n}+{TEXT_TOKENS} {dtype_name} on {args.device}, "
-          f"threads={torch.get_num_threads()}, spec=rds k=1")
-    times = {name: best_time(fn, data, args.device, args.repeats) for name, fn in methods(n).items()}
-    mems = {name: memory(name, n, args.device, dtype_name) for name in methods(n)}
-    for name in times:
-        print(f"  {name:6s} {times[name] * 1e3:9.1f} ms   peak extra {mems[name]:9.1f} MiB")
-    ours_out = methods(n)["ours"](*data).float()
-    naive_out = methods(n)["naive"](*data).float()
-    print(f"  max |ours - naive| = {(ours_out - naive_out).abs().max().item():.2e}")
-    ratios = dict(time_vs_stock=times["ours"] / times["stock"], time_vs_naive=times["ours"] / times["naive"],
-                  peakmem_vs_naive=mems["ours"] / mems["naive"])
-    print("targets: time_vs_stock <= 2.0, time_vs_naive <= 0.5, peakmem_vs_naive <= 0.125")
-    if not args.skip_pipeline:
-        base, patched = pipeline_overhead(max(1, args.repeats // 2))
-        print(f"tiny-sd3 128px 4 steps x2 prompts: unpatched {base:.3f} s, one patched layer {patched:.3f} s "
-              f"(overhead {100 * (patched / base - 1):+.1f}%)")
-    print(json.dumps({k: round(v, 4) for k, v in ratios.items()}))
-    print("attention-bench: " + " ".join(f"{k}={v:.3f}" for k, v in ratios.items()))
+    step_tokens = args.step_tokens or (max(args.image_tokens) if args.device == "cuda" else 1024)
+    step_layers = args.step_layers if args.step_layers is not None else (24 if args.device == "cuda" else 2)
+    summary = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for n in args.image_tokens:
+            ratios = layer_bench(n, threads, args.device, dtype_name, args.runs)
+            summary.append((f"tokens={n} threads={threads}", ratios))
+        if step_layers:
+            summary.append((f"step tokens={step_tokens} layers={step_layers} threads={threads}",
+                            step_bench(step_tokens, step_layers, threads, args.device, dtype_name, args.runs)))
+    print("\nratios as min/median; targets: " + ", ".join(f"{k} <= {v}" for k, v in TARGETS.items()))
+    for label, ratios in summary:
+        print(f"attention-bench: {label} " + " ".join(f"{k}={fmt(a)}/{fmt(b)}" for k, (a, b) in ratios.items()))
 
 
 if __name__ == "__main__":

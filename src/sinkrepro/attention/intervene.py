@@ -38,8 +38,7 @@ def intervene(q, k, v, spec: InterventionSpec, layout: KeyLayout, *, bias=None, 
     out, lse = attention_with_lse(q, k, v, bias, scale)  # the stock output and its row log-sum-exp
     stats = None
     if row_stats or needs_mass(spec):
-        exact_lse = lse if q.dtype in (torch.float32, torch.float64) else None  # half: recompute in fp32
-        stats = incoming_mass(q, k, bias, scale, n_rows, lse=exact_lse, row_stats=row_stats)
+        stats = incoming_mass(q, k, bias, scale, n_rows, lse=lse, row_stats=row_stats)
     keys = select_keys(spec, layout, q.shape[1], k.shape[-2], stats.mass if stats else None, generators)
     if callable(noise):
         noise = noise(keys.shape[-1])

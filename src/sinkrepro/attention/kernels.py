@@ -21,6 +21,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from sinkrepro.attention.fused import fused_attention, fused_mass
+
 # Budget for one chunk of fp32 [B, H, rows, Nk] scores (two buffers live at once): small chunks stay
 # in cache on CPU; large ones keep a GPU busy.
 CHUNK_BYTES = {"cpu": 16 << 20, "cuda": 512 << 20}
@@ -56,22 +58,12 @@ def chunk_rows(batch_heads: int, n_keys: int, budget_bytes: int) -> int:
 
 
 def attention_with_lse(q, k, v, bias=None, scale=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention output [B, H, Nq, d] and per-row log-sum-exp [B, H, Nq] (fp32) from a fused kernel."""
+    """Attention output [B, H, Nq, d] and per-row log-sum-exp [B, H, Nq] (fp32), fused where possible."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    if bias is not None:
-        bias = bias.to(q.dtype)
-    if q.device.type == "cpu":
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q, k, v, 0.0, False, attn_mask=bias, scale=scale)
-        return out, lse.float()
-    if q.device.type == "cuda":
-        try:
-            out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(
-                q, k, v, bias, True, 0.0, False, scale=scale)[:2]
-            return out, lse[..., : q.shape[-2]].float()
-        except RuntimeError:  # shapes or dtypes the kernel rejects: fall through to the exact path
-            pass
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    fused = fused_attention(q, k, v, bias, scale)
+    if fused is not None:
+        return fused
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if bias is None else bias.to(q.dtype), scale=scale)
     return out, row_lse(q, k, bias, scale)
 
 
@@ -99,17 +91,24 @@ class SinkStats:
 
 
 def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, lse=None, row_stats: bool = False,
-                  budget_bytes: Optional[int] = None) -> SinkStats:
+                  budget_bytes: Optional[int] = None, fused: bool = True) -> SinkStats:
     """Incoming mass m[b,h,j] = mean_{i < n_rows} softmax(s*q_i.k_j + bias_ij), exact in fp32.
 
-    Chunks over query rows, so the full probability tensor never exists. `lse` [B, H, >=n_rows]
-    (the rows' log-sum-exp from the fused kernel) saves the per-chunk log-sum-exp pass. `row_stats`
-    adds the mean row entropy and top-5 concentration of the same rows.
+    With `lse` [B, H, >=n_rows] (the rows' log-sum-exp from the fused attention call) and no row
+    stats, one swapped fused call gives the mass (fused.fused_mass). Otherwise, or with fused=False,
+    or where no fused kernel applies, it chunks over query rows in fp32, so the full probability
+    tensor never exists. `row_stats` adds the mean row entropy and top-5 concentration of the rows.
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     B, H, Nq, d = q.shape
     Nk = k.shape[-2]
     n_rows = Nq if n_rows is None else n_rows
+    if fused and lse is not None and not row_stats:
+        mass = fused_mass(q, k, lse, bias, scale, n_rows)
+        if mass is not None:
+            return SinkStats(mass)
+    if q.dtype not in (torch.float32, torch.float64):
+        lse = None  # a half-precision kernel's lse is good to ~1e-4: recompute it exactly here
     kt = k.float().reshape(B * H, Nk, d).transpose(-1, -2)  # [BH, d, Nk]
     mass = torch.zeros(B * H, 1, Nk, dtype=torch.float32, device=q.device)
     entropy = torch.zeros(B, H, dtype=torch.float32, device=q.device) if row_stats else None
@@ -117,22 +116,30 @@ def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, 
     step = chunk_rows(B * H, Nk, default_budget(q.device) if budget_bytes is None else budget_bytes)
     for start in range(0, n_rows, step):
         stop = min(start + step, n_rows)
-        qc = q[:, :, start:stop].float().reshape(B * H, stop - start, d)
+        c = stop - start
+        qc = q[:, :, start:stop].float().reshape(B * H, c, d)
         if lse is None:
-            probs = torch.bmm(qc, kt).mul_(scale).view(B, H, stop - start, Nk)  # [B, H, c, Nk] logits
-        else:  # logits - lse in one fused call
-            shift = -lse[:, :, start:stop].float().reshape(B * H, stop - start, 1)
-            probs = torch.baddbmm(shift, qc, kt, alpha=scale).view(B, H, stop - start, Nk)
+            logits = torch.bmm(qc, kt).mul_(scale).view(B, H, c, Nk)
+        else:  # logits - lse in one call: the log-probabilities
+            shift = -lse[:, :, start:stop].float().reshape(B * H, c, 1)
+            logits = torch.baddbmm(shift, qc, kt, alpha=scale).view(B, H, c, Nk)
         b = _bias_rows(bias, start, stop)
         if b is not None:
-            probs += b
-        if lse is None:
-            probs.sub_(torch.logsumexp(probs, dim=-1, keepdim=True))
-        probs.exp_()  # now probabilities
-        mass.baddbmm_(probs.new_ones(B * H, 1, stop - start), probs.view(B * H, stop - start, Nk))  # row sums
+            logits += b
+        if lse is None:  # shift by the row max; the row sum of exp() then normalises
+            logits -= logits.amax(dim=-1, keepdim=True)
+        weights = torch.exp(logits)  # [B, H, c, Nk] unnormalised (or, given lse, the) probabilities
+        total = weights.sum(dim=-1, keepdim=True) if lse is None else None  # [B, H, c, 1]
+        inv = 1.0 / total if total is not None else torch.ones(B, H, c, 1, device=q.device)
+        mass.baddbmm_(inv.view(B * H, 1, c), weights.view(B * H, c, Nk))  # sum over rows of p_ij
         if row_stats:
-            entropy -= torch.special.xlogy(probs, probs).sum(dim=(-1, -2))
-            top5 += probs.topk(min(5, Nk), dim=-1).values.sum(dim=(-1, -2))
+            top5 += (logits.topk(min(5, Nk), dim=-1).values.exp().sum(-1, keepdim=True) * inv).sum(dim=(-1, -2))
+            if b is not None:
+                logits.clamp_(min=torch.finfo(torch.float32).min)  # masked keys: 0 * finite, not 0 * -inf
+            plogp = logits.mul_(weights).sum(dim=-1, keepdim=True) * inv  # sum_j p_ij * logits_ij
+            if total is not None:
+                plogp -= total.log()  # log p_ij = logits_ij - log(total_i)
+            entropy -= plogp.sum(dim=(-1, -2))
     mass = mass.view(B, H, Nk) / n_rows
     if row_stats:
         entropy /= n_rows
@@ -235,7 +242,7 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
             else:
                 denom = 1 - (1 - f) * w
                 scale_sel = f / denom
-                new = (o - (1 - f) * u) / denom
+                new = o.add_(u, alpha=f - 1).div_(denom)       # in place: out's own rows when fp32
             risky = (w > CORRECTION_MAX_MASS).squeeze(-1)       # [B, H, c]
             if bool(risky.any()):
                 if exact is None:
@@ -256,7 +263,8 @@ def edit_attention(q, k, v, keys, edit: KeyEdit, *, bias=None, scale=None, n_row
             new, p_new = o, p_sel
         if value_edit:
             new = new + torch.matmul(p_new, dv)
-        out[:, :, start:stop] = new.to(out.dtype)
+        if new is not o or out.dtype != torch.float32:
+            out[:, :, start:stop] = new.to(out.dtype)
         if start < n_stat_rows:
             left += p_new[:, :, : n_stat_rows - start].sum(dim=(-1, -2))
     return out, left / n_stat_rows

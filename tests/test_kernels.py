@@ -1,0 +1,121 @@
+"""The fused incoming mass (one swapped attention call) and the chunked row-stats pass against the
+materialised float64 softmax."""
+import pytest
+import torch
+
+from sinkrepro.attention.fused import fused_mass
+from sinkrepro.attention.kernels import as_bias, attention_with_lse, incoming_mass
+from test_attention_oracle import naive_probs
+
+CARRIERS = ["values", "mask", "dims"]  # CPU fp32, CPU any dtype, CUDA (run here on the CPU kernel)
+
+
+def qkv(B=2, H=3, Nq=37, Nk=53, d=24, seed=0, spread=1.0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, H, Nq, d, generator=g) * spread
+    k, v = torch.randn(B, H, Nk, d, generator=g) * spread, torch.randn(B, H, Nk, d, generator=g)
+    return q, k, v
+
+
+def naive_mass(q, k, n_rows, bias=None, scale=None):
+    return naive_probs(q, k, bias, scale)[1][:, :, :n_rows].mean(dim=-2)  # [B, H, Nk] float64
+
+
+def exact_lse(q, k, bias=None, scale=None):
+    return torch.logsumexp(naive_probs(q, k, bias, scale)[0], dim=-1).float()
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+@pytest.mark.parametrize("shape", [dict(), dict(Nq=5, Nk=300, d=13), dict(B=1, H=1, Nq=129, Nk=7, d=64)],
+                         ids=["odd", "long-keys-odd-dim", "few-keys"])
+def test_fused_mass_matches_materialised_softmax_fp32(carrier, shape):
+    q, k, _ = qkv(**shape, spread=2.0)
+    n_rows = max(1, q.shape[2] - 4)  # image rows first; the last rows (text) do not count
+    for scale in (None, 0.3):
+        got = fused_mass(q, k, exact_lse(q, k, None, scale), None, scale, n_rows, carrier=carrier)
+        ref = naive_mass(q, k, n_rows, None, scale)
+        assert got.dtype == torch.float32 and got.shape == ref.shape
+        assert ((got.double() - ref).abs() / ref).max() <= 1e-5
+
+
+def test_fused_mass_keeps_batch_halves_and_heads_apart():
+    q, k, _ = qkv(B=2, H=2, seed=1)
+    q, k = q.transpose(1, 2).contiguous().transpose(1, 2), k.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not q.is_contiguous()  # diffusers' layout: [B, N, H, d] viewed as [B, H, N, d]
+    k[1, 0, 3] *= 6  # a sink only in the cond half, head 0
+    got = fused_mass(q, k, exact_lse(q, k), n_rows=30)
+    ref = naive_mass(q, k, 30)
+    assert ((got.double() - ref).abs() / ref).max() <= 1e-5
+    assert got[1, 0].argmax() == 3 and got[0, 0].argmax() != 3 and got[1, 1].argmax() != 3
+
+
+@pytest.mark.parametrize("carrier", ["mask", "dims"])  # "values" rounds the row weights to q's dtype
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fused_mass_in_half_precision(dtype, carrier):
+    """Large logits put lse near 30: one half-precision term for -lse would be off by ~1e-2."""
+    q, k, _ = qkv(Nq=61, Nk=90, d=64, spread=3.0)
+    q, k = q.to(dtype), k.to(dtype)
+    lse = exact_lse(q, k)
+    assert lse.mean() > 20
+    got = fused_mass(q, k, lse, n_rows=50, carrier=carrier)
+    ref = naive_mass(q, k, 50)  # the oracle sees the same half-precision inputs, in float64
+    assert ((got.double() - ref).abs() / ref).max() <= 1e-4
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_fused_mass_with_key_masks_per_batch_half(carrier):
+    q, k, _ = qkv(Nq=40, Nk=60)
+    keep = torch.ones(2, 1, 1, 60, dtype=torch.bool)
+    keep[0, ..., 45:] = False  # the halves pad different text keys
+    keep[1, ..., 52:] = False
+    soft = torch.randn(2, 1, 1, 60, generator=torch.Generator().manual_seed(3))  # a finite key bias
+    for bias in (as_bias(keep), as_bias(keep) + soft):
+        got = fused_mass(q, k, exact_lse(q, k, bias), bias, None, 32, carrier=carrier)
+        ref = naive_mass(q, k, 32, bias)
+        hidden = ~keep[:, :, 0].expand_as(got)
+        assert torch.equal(got[hidden], torch.zeros_like(got[hidden]))  # exactly zero, no floor
+        assert ((got[~hidden].double() - ref[~hidden]).abs() / ref[~hidden]).max() <= 1e-5
+
+
+def test_row_varying_bias_falls_back_to_the_chunked_path():
+    q, k, _ = qkv()
+    bias = torch.randn(1, 1, q.shape[2], k.shape[2])
+    lse = exact_lse(q, k, bias)
+    assert fused_mass(q, k, lse, bias, None, 30) is None
+    got = incoming_mass(q, k, bias, None, 30, lse=lse).mass
+    assert ((got.double() - naive_mass(q, k, 30, bias)).abs()).max() <= 1e-6
+
+
+def test_incoming_mass_fused_and_chunked_paths_agree_from_the_kernels_lse():
+    q, k, v = qkv(Nq=70, Nk=70, d=32, seed=4)
+    _, lse = attention_with_lse(q, k, v)
+    fused = incoming_mass(q, k, None, None, 60, lse=lse).mass
+    chunked = incoming_mass(q, k, None, None, 60, lse=lse, fused=False, budget_bytes=2048).mass
+    ref = naive_mass(q, k, 60)
+    assert ((fused.double() - ref).abs() / ref).max() <= 1e-5
+    assert ((chunked.double() - ref).abs() / ref).max() <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_row_stats_with_masked_keys(dtype):
+    """Entropy uses sum p*logit: masked keys (p = 0, logit = -inf) must add 0, not nan."""
+    q, k, _ = qkv(Nq=45, Nk=300, seed=5)
+    q, k = q.to(dtype), k.to(dtype)
+    keep = torch.rand(2, 1, 1, 300, generator=torch.Generator().manual_seed(6)) > 0.2
+    bias = as_bias(keep)
+    got = incoming_mass(q, k, bias, None, 40, row_stats=True, budget_bytes=30_000)
+    p = naive_probs(q, k, bias)[1][:, :, :40]
+    assert torch.allclose(got.mass.double(), p.mean(-2), atol=1e-6)
+    entropy = -torch.special.xlogy(p, p).sum(-1).mean(-1)
+    assert torch.allclose(got.entropy.double(), entropy, atol=1e-5)
+    assert torch.allclose(got.top5.double(), p.topk(5, -1).values.sum(-1).mean(-1), atol=1e-6)
+
+
+def test_row_stats_with_a_per_head_bias_over_head_and_row_chunks():
+    q, k, _ = qkv(Nq=70, Nk=90, seed=8)
+    bias = torch.randn(2, 3, 70, 90, generator=torch.Generator().manual_seed(9))
+    got = incoming_mass(q, k, bias, 0.2, 66, row_stats=True, budget_bytes=50_000)  # 1 head x 32 rows a chunk
+    p = naive_probs(q, k, bias, 0.2)[1][:, :, :66]
+    assert torch.allclose(got.mass.double(), p.mean(-2), atol=1e-6)
+    assert torch.allclose(got.entropy.double(), -torch.special.xlogy(p, p).sum(-1).mean(-1), atol=1e-5)
+    assert torch.allclose(got.top5.double(), p.topk(5, -1).values.sum(-1).mean(-1), atol=1e-6)
