@@ -19,6 +19,7 @@ from sinkrepro.grid import build_grid
 from sinkrepro.plan import jobs_per_rule
 from sinkrepro.io import read_jsonl, sha256_bytes, write_jsonl
 from sinkrepro.scoring import score_fid, score_shard, score_shard_metrics
+from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.twin import MODEL_PREFIX, make_twin
 from test_scoring import make_shard, scorers  # noqa: F401  (a fixture)
 from test_workflow import planned, snakemake, synthetic_paper_prompts
@@ -204,8 +205,8 @@ def twin_run(tmp_path_factory):
                            "-o", str(work / "twin.yaml")], capture_output=True, text=True, timeout=120)
     assert twin.returncode == 0, twin.stderr
     started = time.monotonic()
-    log = snakemake(work, "--configfile", "twin.yaml", timeout=3600)
-    snakemake(work, "--configfile", "twin.yaml", "--report", "paper/report.html")
+    log = snakemake(work, "--configfile", str(work / "twin.yaml"), timeout=3600)
+    snakemake(work, "--configfile", str(work / "twin.yaml"), "--report", "paper/report.html")
     print(f"twin run: {time.monotonic() - started:.0f} s")
     return work, log
 
@@ -214,8 +215,9 @@ def twin_run(tmp_path_factory):
 def test_twin_fills_every_paper_output(twin_run):
     work, log = twin_run
     for table in PAPER_TABLES:
-        for ext in ("csv", "md", "tex"):
+        for ext in ("md", "tex"):
             assert "stand-in" in (work / "paper" / "tables" / f"{table}.{ext}").read_text().splitlines()[0], table
+        assert read_metadata(work / "paper" / "tables" / f"{table}.csv")["standin"], table
     claims = (work / "paper" / "claims.md").read_text()
     assert claims.startswith("WARNING: made with random-init stand-in models")
     assert "not run in this config" not in claims
@@ -250,4 +252,4 @@ def test_twin_fid_sets_hold_exactly_their_experiments_images(twin_run):
 @pytest.mark.slow
 def test_twin_rerun_has_nothing_to_do(twin_run):
     work, _ = twin_run
-    assert "Nothing to be done" in snakemake(work, "--configfile", "twin.yaml", "-n")
+    assert "Nothing to be done" in snakemake(work, "--configfile", str(work / "twin.yaml"), "-n")
