@@ -1,13 +1,10 @@
 # Config validation, the job grid, and input functions shared by the rules.
 import json
 
-from snakemake.utils import validate
-
 from sinkrepro.config import load_prompt_tables, validate_config
 from sinkrepro.grid import PAIRWISE_METRICS, SCORE_METRICS, SCORER_OF, build_grid, config_hash, per_image_metrics
 
 
-validate(config, "../schemas/config.schema.yaml")
 validate_config(config)
 PROMPTS = load_prompt_tables(config)
 GRID = build_grid(config, PROMPTS)

@@ -1,9 +1,0 @@
-# Entry point at the repository root; the workflow lives in workflow/Snakefile (catalog layout).
-include: "workflow/Snakefile"
-
-
-# Snakemake drops an included file's default target, so name it here.
-rule default:
-    input:
-        rules.all.input,
-    default_target: True
