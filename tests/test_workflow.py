@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
 SHARED = REPO.parent / "shared" / "data"
 PROMPT_SOURCES = {  # sha256 -> file, as config/paper.yaml pins them
     "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13": SHARED / "geneval" / "evaluation_metadata.jsonl",

@@ -16,6 +16,16 @@ from sinkrepro.prompts import load_prompt_set
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PROMPT_CACHE = Path("resources/prompts/sources")
+# Scorer options that say how a job runs, not which scorer it is or what it scores: the workflow
+# keeps them out of params (scripts read them from the config), so changing them reruns nothing.
+# The global `device` is one too.
+SCORER_RUNTIME_KEYS = ("batch_size",)
+SCORER_POLICY_KEYS = ("tolerance",)  # the score jobs' failure policy, not the scorer's weights
+
+
+def scorer_identity(scorer: str, cfg: dict) -> dict:
+    """What decides a scorer directory: its name and its options, less runtime knobs and policy."""
+    return {"metric": scorer, **{k: v for k, v in cfg.items() if k not in SCORER_RUNTIME_KEYS + SCORER_POLICY_KEYS}}
 
 
 def read_yaml(path: str | Path) -> dict:

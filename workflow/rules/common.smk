@@ -1,7 +1,8 @@
 # Config validation, the job grid, and input functions shared by the rules.
 import json
 
-from sinkrepro.config import load_prompt_tables, validate_config
+from sinkrepro.codehash import code_hash
+from sinkrepro.config import load_prompt_tables, scorer_identity, validate_config
 from sinkrepro.grid import PAIRWISE_METRICS, SCORE_METRICS, SCORER_OF, build_grid, config_hash, per_image_metrics
 
 
@@ -84,7 +85,7 @@ def all_tables():
 
 
 def scorer_config(wildcards):
-    return {"metric": wildcards.scorer, **config["scorers"].get(wildcards.scorer, {})}
+    return scorer_identity(wildcards.scorer, config["scorers"].get(wildcards.scorer, {}))
 
 
 def score_inputs(wildcards):
@@ -97,8 +98,9 @@ def score_inputs(wildcards):
 
 
 def score_params(wildcards):
-    cfg = config["scorers"][SCORER_OF.get(wildcards.metric, wildcards.metric)]
-    return {"metric": wildcards.metric, "batch_size": cfg["batch_size"], "tolerance": cfg["tolerance"]}
+    """What decides a score file; runtime knobs (batch size, device) are read from the config."""
+    scorer = SCORER_OF.get(wildcards.metric, wildcards.metric)
+    return {"metric": wildcards.metric, "scorer": scorer, "tolerance": config["scorers"][scorer]["tolerance"]}
 
 
 def fid_inputs(wildcards):
@@ -108,7 +110,7 @@ def fid_inputs(wildcards):
 
 
 def fid_params(wildcards):
-    return {"batch_size": config["scorers"]["fid"]["batch_size"]}
+    return {"scorer": "fid"}
 
 
 def scores_of(name):

@@ -26,6 +26,7 @@ rule paper_tables:
     log:
         "logs/paper/tables.log",
     params:
+        code=code_hash("paper_tables.py"),
         experiments=[EXPERIMENTS[name] for name in scored_experiments()],
         stats=config["stats"],
     conda:
@@ -42,6 +43,7 @@ rule paper_claims:
     log:
         "logs/paper/claims.log",
     params:
+        code=code_hash("paper_claims.py"),
         experiments=[EXPERIMENTS[name] for name in scored_experiments()],
         stats=config["stats"],
     conda:
@@ -61,6 +63,7 @@ rule dynamics_figure:
     log:
         "logs/figures/{experiment}/dynamics_{figure}.log",
     params:
+        code=code_hash("fig_dynamics.py"),
         figure="{figure}",
         condition=experiment_baseline,
         model=experiment_model,
@@ -83,6 +86,7 @@ rule stats_figure:
     log:
         "logs/figures/{experiment}/{figure}.log",
     params:
+        code=code_hash("fig_stats.py"),
         figure="{figure}",
     wildcard_constraints:
         figure="|".join(STATS_FIGURES),
@@ -103,6 +107,7 @@ rule panels_figure:
     log:
         "logs/figures/{experiment}/panels_k{k}.log",
     params:
+        code=code_hash("fig_panels.py"),
         condition=panel_condition,
         control=panel_control,
         baseline=experiment_baseline,

@@ -25,8 +25,8 @@ rule score:
     log:
         "logs/score/{metric}/{model}/{condition}/seed{seed}/{shard}.log",
     params:
+        code=code_hash("score_shard.py"),
         scorer=score_params,
-        device=DEVICE,
     resources:
         gpu=GPU_JOBS,
         mem_mb=4000,
@@ -44,8 +44,8 @@ rule fid:
     log:
         "logs/fid/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.log",
     params:
+        code=code_hash("score_fid.py"),
         scorer=fid_params,
-        device=DEVICE,
     resources:
         gpu=GPU_JOBS,
         mem_mb=4000,

@@ -12,5 +12,5 @@ from sinkrepro.models.load import resolve_device  # noqa: E402
 
 job = snakemake.params.job
 rows = run_shard(ShardJob.from_params(job), snakemake.input.model, snakemake.output.images,
-                 snakemake.output.dynamics, device=resolve_device(snakemake.params.device), dtype=job["dtype"])
+                 snakemake.output.dynamics, device=resolve_device(snakemake.config["device"]), dtype=job["dtype"])
 logging.info("wrote %d images to %s", len(rows), snakemake.output.images)

@@ -11,8 +11,8 @@ from sinkrepro.models.load import resolve_device  # noqa: E402
 from sinkrepro.scoring import score_fid  # noqa: E402
 
 frame = score_fid(snakemake.input.scorer, list(snakemake.input.shards), list(snakemake.input.references),  # noqa: F821
-                  snakemake.output[0], device=resolve_device(snakemake.params.device),  # noqa: F821
-                  batch_size=int(snakemake.params.scorer["batch_size"]))  # noqa: F821
+                  snakemake.output[0], device=resolve_device(snakemake.config["device"]),  # noqa: F821
+                  batch_size=int(snakemake.config["scorers"]["fid"]["batch_size"]))  # noqa: F821  runtime knob
 row = frame.iloc[0]
 logging.info("FID %s vs %s: %.4f (n=%d, dim=%d) %s", row["condition"], row["reference_condition"], row["value"],
              row["n_images"], row["dim"], row["note"])

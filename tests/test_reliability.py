@@ -1,0 +1,170 @@
+"""A killed run recovered by rerunning the same command; library code as an input; runtime knobs
+that rerun nothing; byte-identical reruns. All on a one-experiment mini config of the tiny stand-ins."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = """prompt_id\tprompt\tcategory
+m0\ta photo of a teapot\tsingle_object
+m1\ta photo of three apples\tcounting
+m2\ta photo of a purple umbrella\tcolors
+m3\ta photo of a cat left of a chair\tposition
+"""
+MINI = {
+    "shard_size": 2, "batch_size": 2, "device": "cpu",
+    "models": {"tiny-sd3": {"family": "sd3", "source": "standin", "heads": 4,
+                            "sampler": {"steps": 2, "guidance": 5.0, "height": 32, "width": 32,
+                                        "max_sequence_length": 16}}},
+    "prompt_sets": {"mini": {"source": "local", "path": "prompts.tsv"}},
+    "scorers": {"clip_t": {"source": "standin", "batch_size": 4}, "lpips": {"source": "standin", "batch_size": 4}},
+    "stats": {"bootstrap_resamples": 200},
+    "experiments": {"sweep": {
+        "model": "tiny-sd3", "prompts": "mini", "seeds": [0], "layers": [1], "k": [1],
+        "conditions": {"sink": {"preset": "dsp"}, "random": {"preset": "dsp_random"}},
+        "contrasts": [["sink", "random"]], "metrics": ["clip_t", "lpips"], "tables": ["table2"],
+    }},
+}
+OUTPUTS = ("results", "resources", "paper")
+
+
+def workdir(root: Path, config: dict = MINI) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "prompts.tsv").write_text(PROMPTS)
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def command(work: Path, *args, config: str = "config.yaml", snakefile: Path = ROOT / "workflow" / "Snakefile"):
+    return [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(work), "--cores", "2",
+            "--configfile", str(work / config), *args]
+
+
+def env(src: Path = ROOT / "src") -> dict:
+    return {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1"}
+
+
+def snakemake(work: Path, *args, src: Path = ROOT / "src", **where):
+    done = subprocess.run(command(work, *args, **where), env=env(src), capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def planned(output: str) -> dict[str, int]:
+    """Job counts of a dry run's 'Job stats' table ({} when there is nothing to do)."""
+    block = output.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in output else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M) if m.group(1) != "total"}
+
+
+def tree(work: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(work)): p.read_bytes() for top in OUTPUTS for p in sorted((work / top).rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run."""
+    work = workdir(tmp_path_factory.mktemp("reference"))
+    out = snakemake(work)
+    assert "Using workflow specific profile workflow/profiles/default" in out
+    return work
+
+
+@pytest.fixture(scope="module")
+def recovered(tmp_path_factory):
+    """A run killed (SIGKILL to its whole process group) mid-generation, then the same command again."""
+    work = workdir(tmp_path_factory.mktemp("killed"))
+    proc = subprocess.Popen(command(work), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    images = work / "results" / "images"
+    deadline = time.monotonic() + 900
+    try:
+        while not (images.exists() and any(images.rglob(".shard*.tmp"))):
+            assert proc.poll() is None, "the run ended before generation started"
+            assert time.monotonic() < deadline, "no generation started within 15 minutes"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    left = {"temps": sorted(images.rglob(".shard*.tmp")), "locks": sorted((work / ".snakemake" / "locks").glob("*"))}
+    out = snakemake(work)
+    return work, left, out
+
+
+@pytest.mark.slow
+def test_rerun_after_kill_completes_byte_identical(reference, recovered):
+    work, left, out = recovered
+    assert left["temps"] and left["locks"], "the kill must leave a half-written shard and Snakemake's locks"
+    assert "removed the stale locks of a killed run" in out
+    assert not [p for top in OUTPUTS for p in (work / top).rglob(".*.tmp")], "killed writers' temps are removed"
+    ours, theirs = tree(work), tree(reference)
+    assert sorted(ours) == sorted(theirs)
+    differ = [name for name in ours if ours[name] != theirs[name]]
+    assert not differ, f"files differ between the recovered and the uninterrupted run: {differ}"
+    assert any(name.endswith(".pdf") for name in ours)
+
+
+def test_stale_lock_of_a_dead_run_is_removed_and_a_live_ones_kept(tmp_path):
+    from sinkrepro.recovery import clear_stale_locks
+
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("results/x\n")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"], cwd=tmp_path)
+    try:
+        time.sleep(0.5)
+        assert clear_stale_locks(tmp_path) == [] and (locks / "0.output.lock").exists()
+    finally:
+        live.kill()
+        live.wait()
+    assert clear_stale_locks(tmp_path) and not locks.exists()
+
+
+def edited_copy(tmp_path: Path, module: str | None) -> Path:
+    """src/ and workflow/ copied, with `module` (a path under src/sinkrepro) given one more comment line."""
+    copy = tmp_path / "repo"
+    for part in ("src", "workflow"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    if module:
+        target = copy / "src" / "sinkrepro" / module
+        target = next(target.glob("*.py")) if target.is_dir() else target
+        target.write_text(target.read_text() + "# edited\n")
+    return copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module,rerun,not_rerun", [
+    (None, set(), {"generate", "score", "stats", "paper_tables", "model", "scorer"}),
+    ("stats", {"stats", "paper_tables", "paper_claims", "stats_figure"}, {"generate", "score", "model", "scorer"}),
+    ("attention", {"generate", "score", "stats", "paper_claims", "panels_figure"}, {"model", "scorer"}),
+])
+def test_library_edits_rerun_the_jobs_that_run_that_code(reference, tmp_path, module, rerun, not_rerun):
+    copy = edited_copy(tmp_path, module)
+    jobs = planned(snakemake(reference, "-n", src=copy / "src", snakefile=copy / "workflow" / "Snakefile"))
+    assert rerun <= set(jobs) and not (not_rerun & set(jobs)), jobs
+    if module == "attention":
+        assert jobs["generate"] == 6  # every shard: base, sink, random x 2 shards
+
+
+@pytest.mark.slow
+def test_runtime_knobs_rerun_nothing(reference):
+    knobs = yaml.safe_load(yaml.safe_dump(MINI))
+    knobs["device"] = "auto"
+    knobs["scorers"]["clip_t"]["batch_size"] = 1
+    work = reference
+    (work / "knobs.yaml").write_text(yaml.safe_dump(knobs))
+    out = snakemake(work, "-n", config="knobs.yaml")
+    assert planned(out) == {}, out[-2000:]
+    # a scoring policy change reruns the scores it governs, and still rebuilds no scorer
+    knobs["scorers"]["clip_t"]["tolerance"] = 0.5
+    (work / "knobs.yaml").write_text(yaml.safe_dump(knobs))
+    jobs = planned(snakemake(work, "-n", config="knobs.yaml"))
+    assert jobs.get("score") == 6 and "scorer" not in jobs and "generate" not in jobs, jobs
