@@ -69,9 +69,9 @@ def tree(work: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference(tmp_path_factory):
-    """An uninterrupted run."""
+    """An uninterrupted run (shared with tests/test_verify.py; tests must not change its files)."""
     work = workdir(tmp_path_factory.mktemp("reference"))
     out = snakemake(work)
     assert "Using workflow specific profile workflow/profiles/default" in out
@@ -168,3 +168,64 @@ def test_runtime_knobs_rerun_nothing(reference):
     (work / "knobs.yaml").write_text(yaml.safe_dump(knobs))
     jobs = planned(snakemake(work, "-n", config="knobs.yaml"))
     assert jobs.get("score") == 6 and "scorer" not in jobs and "generate" not in jobs, jobs
+
+
+# ---- every message names a rule, target or command that exists -----------------------------
+
+def workflow_names():
+    """Rule names, the path patterns in the rule files, Makefile targets, `sinkrepro` subcommands."""
+    from sinkrepro.cli import build_parser
+
+    smk = [*(ROOT / "workflow" / "rules").glob("*.smk"), ROOT / "workflow" / "Snakefile"]
+    text = "\n".join(p.read_text() for p in smk)
+    rules = set(re.findall(r"^rule (\w+):", text, re.M))
+    paths = {re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)) for p in re.findall(r"\"((?:results|resources|paper)/[^\"]+)\"", text)}
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    return rules, paths, targets, commands
+
+
+def strings_of(path: Path) -> list[str]:
+    """Every string literal of a module, f-strings joined with their fields as <...>."""
+    import ast
+
+    nodes = list(ast.walk(ast.parse(path.read_text())))
+    joined = [n for n in nodes if isinstance(n, ast.JoinedStr)]
+    parts = {id(v) for n in joined for v in n.values}
+    out = ["".join(v.value if isinstance(v, ast.Constant) else "<x>" for v in n.values) for n in joined]
+    return out + [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                  and id(n) not in parts]
+
+
+def wrong_names(path: Path) -> list[str]:
+    rules, paths, targets, commands = workflow_names()
+    wrong = []
+    for text in strings_of(path):
+        wrong += [f"rule {r}" for r in re.findall(r"\bthe `?(\w+)`? rule\b", text) if r not in rules]
+        wrong += [f"rule {r}" for r in re.findall(r"--forcerun (\w+)\b(?!/)", text) if r not in rules]
+        wrong += [f"make {t}" for t in re.findall(r"(?:`|run )make ([\w-]+)", text) if t not in targets]
+        wrong += [f"sinkrepro {c}" for c in re.findall(r"`sinkrepro (\w+)", text) if c not in commands]
+        for target in re.findall(r"\bsnakemake (?:-\S+ )*((?:results|resources|paper)/[^\s`)\"']+)", text):
+            target = re.sub(r"<[^>]*>", "[^/]+", target.rstrip(".,;"))
+            if not any(re.fullmatch(p, target.replace("[^/]+", "x")) for p in paths):
+                wrong.append(f"snakemake target {target}")
+    return wrong
+
+
+SOURCES = sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "workflow" / "scripts").glob("*.py")])
+# scoring/fetch.py's "run the fetch rule" is fixed on another branch; strict: the mark must go then.
+PENDING = {"src/sinkrepro/scoring/fetch.py"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="fixed elsewhere"))
+                                  if str(p.relative_to(ROOT)) in PENDING else p for p in SOURCES],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_messages_name_rules_targets_and_commands_that_exist(path):
+    assert wrong_names(path) == []
+
+
+def test_the_name_check_catches_a_wrong_name(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('raise ValueError(f"run the fetch rule, `make fetch`, then snakemake resources/models/<n>/x.json")\n'
+                   'ok = "the model rule; `make verify`; `sinkrepro verify`; snakemake resources/models/<name>"\n')
+    assert wrong_names(bad) == ["rule fetch", "make fetch", "snakemake target resources/models/[^/]+/x.json"]

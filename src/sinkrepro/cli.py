@@ -1,4 +1,4 @@
-"""`sinkrepro plan CONFIG` and the exploration commands (`sinks`, `generate`)."""
+"""`sinkrepro plan CONFIG`, `sinkrepro verify` and the exploration commands (`sinks`, `generate`)."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,14 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from sinkrepro.verify import format_report, verify
+
+    report = verify(args.root)
+    print(format_report(report, args.root))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sinkrepro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -23,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seconds-per-step", action="append", default=[], metavar="[MODEL=]SECONDS",
                       help="measured seconds per denoising step (one image), for GPU-hour estimates; repeatable")
     plan.set_defaults(func=cmd_plan)
+    check = sub.add_parser("verify", help="check every image against its manifest and every score row against "
+                                          "its image; name changed files and the outputs built from them")
+    check.add_argument("--root", default=".", help="the directory holding results/ (default: here)")
+    check.set_defaults(func=cmd_verify)
     from sinkrepro import explore
 
     explore.add_parsers(sub)

@@ -30,7 +30,7 @@ def load_pipeline(model_dir: str | Path, family: str, dtype: str = "float32", de
         raise ValueError(f"family: {family!r} is not one of {sorted(PIPELINE_CLASSES)}")
     if not (model_dir / "model_index.json").exists():
         raise FileNotFoundError(f"{model_dir}: no model_index.json; build or fetch the model first "
-                                f"(snakemake resources/models/<name>/model_index.json)")
+                                f"(snakemake resources/models/<name>)")
     cls = getattr(diffusers, PIPELINE_CLASSES[family])
     pipe = cls.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
@@ -81,7 +81,7 @@ def fetch_hub_model(repo: str, revision: str, out_dir: str | Path, variant: str 
         raise RuntimeError(f"fetch {repo}: HF_HUB_OFFLINE=1 is set; unset it on a machine with network access")
     if not os.environ.get("HF_TOKEN"):
         raise RuntimeError(f"fetch {repo}: HF_TOKEN is not set; accept the model licence on the hub and "
-                           "export HF_TOKEN=<token> before running the fetch rule")
+                           "export HF_TOKEN=<token> before running the model rule")
     from huggingface_hub import snapshot_download
 
     out_dir = Path(out_dir)
