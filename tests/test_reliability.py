@@ -20,7 +20,7 @@ m2\ta photo of a purple umbrella\tcolors
 m3\ta photo of a cat left of a chair\tposition
 """
 MINI = {
-    "shard_size": 2, "batch_size": 2, "device": "cpu",
+    "shard_size": 4, "batch_size": 4, "device": "cpu",
     "models": {"tiny-sd3": {"family": "sd3", "source": "standin", "heads": 4,
                             "sampler": {"steps": 2, "guidance": 5.0, "height": 32, "width": 32,
                                         "max_sequence_length": 16}}},
@@ -53,7 +53,7 @@ def env(src: Path = ROOT / "src") -> dict:
 
 
 def snakemake(work: Path, *args, src: Path = ROOT / "src", **where):
-    done = subprocess.run(command(work, *args, **where), env=env(src), capture_output=True, text=True, timeout=1500)
+    done = subprocess.run(command(work, *args, **where), env=env(src), capture_output=True, text=True, timeout=3000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -85,11 +85,11 @@ def recovered(tmp_path_factory):
     proc = subprocess.Popen(command(work), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     images = work / "results" / "images"
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + 1800
     try:
         while not (images.exists() and any(images.rglob(".shard*.tmp"))):
             assert proc.poll() is None, "the run ended before generation started"
-            assert time.monotonic() < deadline, "no generation started within 15 minutes"
+            assert time.monotonic() < deadline, "no generation started within 30 minutes"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -151,7 +151,7 @@ def test_library_edits_rerun_the_jobs_that_run_that_code(reference, tmp_path, mo
     jobs = planned(snakemake(reference, "-n", src=copy / "src", snakefile=copy / "workflow" / "Snakefile"))
     assert rerun <= set(jobs) and not (not_rerun & set(jobs)), jobs
     if module == "attention":
-        assert jobs["generate"] == 6  # every shard: base, sink, random x 2 shards
+        assert jobs["generate"] == 3  # every shard: base, sink, random
 
 
 @pytest.mark.slow
@@ -167,7 +167,7 @@ def test_runtime_knobs_rerun_nothing(reference):
     knobs["scorers"]["clip_t"]["tolerance"] = 0.5
     (work / "knobs.yaml").write_text(yaml.safe_dump(knobs))
     jobs = planned(snakemake(work, "-n", config="knobs.yaml"))
-    assert jobs.get("score") == 6 and "scorer" not in jobs and "generate" not in jobs, jobs
+    assert jobs.get("score") == 3 and "scorer" not in jobs and "generate" not in jobs, jobs
 
 
 # ---- every message names a rule, target or command that exists -----------------------------
