@@ -229,3 +229,28 @@ def test_the_name_check_catches_a_wrong_name(tmp_path):
     bad.write_text('raise ValueError(f"run the fetch rule, `make fetch`, then snakemake resources/models/<n>/x.json")\n'
                    'ok = "the model rule; `make verify`; `sinkrepro verify`; snakemake resources/models/<name>"\n')
     assert wrong_names(bad) == ["rule fetch", "make fetch", "snakemake target resources/models/[^/]+/x.json"]
+
+
+# ---- byte-identical figures ------------------------------------------------------------------
+
+DRAW = """
+import glob, sys
+from sinkrepro.paper.figures import panel_figure
+shards = sorted(glob.glob("img/tiny-sd3/*/seed*/shard000"))
+panel_figure(["scores.parquet"], shards, png=sys.argv[1] + ".png", pdf=sys.argv[1] + ".pdf",
+             condition="cf-k1-L1", control="cf_random-k1-L1")
+"""
+
+
+def test_two_processes_draw_byte_identical_panels(tmp_path):
+    """The panels figure (images, text, constrained layout) drawn twice from the same inputs, each in a
+    fresh process with a different environment size (which moves memory addresses)."""
+    from test_figures_inputs import image_shards
+
+    _, scores = image_shards(tmp_path / "img", n_prompts=6, seeds=(0,))
+    scores.to_parquet(tmp_path / "scores.parquet")
+    for name, pad in (("a", ""), ("b", "x" * 4099)):
+        subprocess.run([sys.executable, "-c", DRAW, name], cwd=tmp_path, check=True, timeout=600,
+                       env={**env(), "PAD": pad, "MPLBACKEND": "Agg"})
+    for ext in ("pdf", "png"):
+        assert (tmp_path / f"a.{ext}").read_bytes() == (tmp_path / f"b.{ext}").read_bytes(), ext
