@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -70,21 +71,15 @@ def tree(work: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
-def reference(tmp_path_factory):
-    """An uninterrupted run (shared with tests/test_verify.py; tests must not change its files)."""
-    work = workdir(tmp_path_factory.mktemp("reference"))
-    out = snakemake(work)
-    assert "Using workflow specific profile workflow/profiles/default" in out
-    return work
-
-
-@pytest.fixture(scope="module")
-def recovered(tmp_path_factory):
-    """A run killed (SIGKILL to its whole process group) mid-generation, then the same command again."""
-    work = workdir(tmp_path_factory.mktemp("killed"))
-    proc = subprocess.Popen(command(work), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def runs(tmp_path_factory):
+    """An uninterrupted run, and beside it (concurrently) a run killed with SIGKILL to its whole process
+    group mid-generation, then the same command again."""
+    reference, killed = workdir(tmp_path_factory.mktemp("reference")), workdir(tmp_path_factory.mktemp("killed"))
+    with open(reference / "run.log", "w") as log:
+        uninterrupted = subprocess.Popen(command(reference), env=env(), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command(killed), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    images = work / "results" / "images"
+    images = killed / "results" / "images"
     deadline = time.monotonic() + 1800
     try:
         while not (images.exists() and any(images.rglob(".shard*.tmp"))):
@@ -94,18 +89,27 @@ def recovered(tmp_path_factory):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    left = {"temps": sorted(images.rglob(".shard*.tmp")), "locks": sorted((work / ".snakemake" / "locks").glob("*"))}
-    out = snakemake(work)
-    return work, left, out
+    left = {"temps": sorted(images.rglob(".shard*.tmp")), "locks": sorted((killed / ".snakemake" / "locks").glob("*"))}
+    rerun = snakemake(killed)
+    assert uninterrupted.wait(timeout=3000) == 0, (reference / "run.log").read_text()[-3000:]
+    return SimpleNamespace(reference=reference, log=(reference / "run.log").read_text(), recovered=killed,
+                           left=left, rerun=rerun)
+
+
+@pytest.fixture(scope="session")
+def reference(runs):
+    """The uninterrupted run (shared with tests/test_verify.py; tests must not change its files)."""
+    return runs.reference
 
 
 @pytest.mark.slow
-def test_rerun_after_kill_completes_byte_identical(reference, recovered):
-    work, left, out = recovered
-    assert left["temps"] and left["locks"], "the kill must leave a half-written shard and Snakemake's locks"
-    assert "removed the stale locks of a killed run" in out
+def test_rerun_after_kill_completes_byte_identical(runs):
+    assert re.search(r"Using workflow specific profile \S*workflow/profiles/default", runs.log)
+    assert runs.left["temps"] and runs.left["locks"], "the kill must leave a half-written shard and Snakemake's locks"
+    assert "removed the stale locks of a killed run" in runs.rerun
+    work = runs.recovered
     assert not [p for top in OUTPUTS for p in (work / top).rglob(".*.tmp")], "killed writers' temps are removed"
-    ours, theirs = tree(work), tree(reference)
+    ours, theirs = tree(work), tree(runs.reference)
     assert sorted(ours) == sorted(theirs)
     differ = [name for name in ours if ours[name] != theirs[name]]
     assert not differ, f"files differ between the recovered and the uninterrupted run: {differ}"

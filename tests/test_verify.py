@@ -8,7 +8,7 @@ import pytest
 from sinkrepro import cli
 from sinkrepro.io import sha256_file
 from sinkrepro.verify import verify
-from test_reliability import reference  # noqa: F401  (the shared uninterrupted mini run)
+from test_reliability import reference, runs  # noqa: F401  (the shared mini runs)
 
 pytestmark = pytest.mark.slow
 BASE = "results/images/tiny-sd3/base/seed0/shard000"
