@@ -77,21 +77,27 @@ def runs(tmp_path_factory):
     reference, killed = workdir(tmp_path_factory.mktemp("reference")), workdir(tmp_path_factory.mktemp("killed"))
     with open(reference / "run.log", "w") as log:
         uninterrupted = subprocess.Popen(command(reference), env=env(), stdout=log, stderr=subprocess.STDOUT)
-    proc = subprocess.Popen(command(killed), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    images = killed / "results" / "images"
-    deadline = time.monotonic() + 1800
     try:
-        while not (images.exists() and any(images.rglob(".shard*.tmp"))):
-            assert proc.poll() is None, "the run ended before generation started"
-            assert time.monotonic() < deadline, "no generation started within 30 minutes"
-            time.sleep(0.05)
+        proc = subprocess.Popen(command(killed), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        images = killed / "results" / "images"
+        deadline = time.monotonic() + 1800
+        try:
+            while not (images.exists() and any(images.rglob(".shard*.tmp"))):
+                assert proc.poll() is None, "the run ended before generation started"
+                assert time.monotonic() < deadline, "no generation started within 30 minutes"
+                time.sleep(0.05)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        left = {"temps": sorted(images.rglob(".shard*.tmp")),
+                "locks": sorted((killed / ".snakemake" / "locks").glob("*"))}
+        rerun = snakemake(killed)
+        assert uninterrupted.wait(timeout=3000) == 0, (reference / "run.log").read_text()[-3000:]
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    left = {"temps": sorted(images.rglob(".shard*.tmp")), "locks": sorted((killed / ".snakemake" / "locks").glob("*"))}
-    rerun = snakemake(killed)
-    assert uninterrupted.wait(timeout=3000) == 0, (reference / "run.log").read_text()[-3000:]
+        if uninterrupted.poll() is None:  # a failure above: don't leave it running
+            uninterrupted.kill()
+            uninterrupted.wait()
     return SimpleNamespace(reference=reference, log=(reference / "run.log").read_text(), recovered=killed,
                            left=left, rerun=rerun)
 

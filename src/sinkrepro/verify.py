@@ -5,7 +5,7 @@
 - every FID row against its image set (sha256 over the set's sorted image hashes).
 A changed image is named with the outputs built from it: the score files that read it (as the
 scored image or as a pairwise baseline), the FID files of its set, and the experiments' stats and
-paper figures that read those scores.
+paper figures and claims that read those scores.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pandas as pd
 
 from sinkrepro.io import read_jsonl, sha256_bytes, sha256_file
 
-IMAGES, SCORES, STATS, FIGURES = (Path("results/images"), Path("results/scores"), Path("results/stats"),
-                                  Path("paper/figures"))
+IMAGES, SCORES, STATS = Path("results/images"), Path("results/scores"), Path("results/stats")
+FIGURES, CLAIMS = Path("paper/figures"), Path("paper/claims.md")
 
 
 @dataclass
@@ -94,7 +94,8 @@ def _downstream(root: Path, report: Report) -> None:
         for path, frame in stats.items():
             named = {v for col in ("condition", "reference", "control") if col in frame for v in frame[col].dropna()}
             if condition in named:
-                report.built_from[image] |= {path, *sorted((root / FIGURES / path.stem).glob("*"))}
+                built = [*(root / STATS).glob(f"{path.stem}.*"), *(root / FIGURES / path.stem).glob("*"), root / CLAIMS]
+                report.built_from[image] |= {p for p in built if p.is_file()}
 
 
 def verify(root: str | Path = ".") -> Report:
@@ -118,5 +119,5 @@ def format_report(report: Report, root: str | Path = ".") -> str:
             lines.append(f"  fix: snakemake --forcerun {report.shard_of[path].relative_to(root)}")
     counts = ", ".join(f"{n} {what}" for what, n in sorted(report.counts.items()))
     lines.append(f"checked {counts or 'nothing (no results/ here)'}: "
-                 + ("all match their records" if report.ok else f"{len(report.problems)} files do not"))
+                 + ("all match their records" if report.ok else f"{len(report.problems)} file(s) do not"))
     return "\n".join(lines)
