@@ -189,7 +189,8 @@ def workflow_names():
     smk = [*(ROOT / "workflow" / "rules").glob("*.smk"), ROOT / "workflow" / "Snakefile"]
     text = "\n".join(p.read_text() for p in smk)
     rules = set(re.findall(r"^rule (\w+):", text, re.M))
-    paths = {re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)) for p in re.findall(r"\"((?:results|resources|paper)/[^\"]+)\"", text)}
+    quoted = re.findall(r"\"((?:results|resources|paper)/[^\"]+)\"", text)
+    paths = {re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)) for p in quoted}  # {wildcard} -> one path part
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     return rules, paths, targets, commands
