@@ -64,7 +64,7 @@ CASES = {
         "config.prompt_sets.tiny.path: config/prompts/tiny.tsv does not exist"),
     "duplicate_prompt_id": (
         lambda c, p: p.write_text(p.read_text() + "tiny-03\ta photo of a fox\tsingle_object\n"),
-        "config.prompt_sets.tiny.path: config/prompts/tiny.tsv line 14 repeats prompt_id 'tiny-03'"),
+        "config.prompt_sets.tiny.path: config/prompts/tiny.tsv line 14: duplicate prompt_id 'tiny-03' (first at line 5)"),
 }
 
 

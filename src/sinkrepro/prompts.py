@@ -68,12 +68,12 @@ def parse_local(path: Path, where: str) -> list[dict]:
             raise ValueError(f"{where}.path: {path} lacks columns {sorted(missing)}")
         rows = [{"prompt_id": r["prompt_id"], "prompt_index": i, "prompt": r["prompt"], "category": r["category"]}
                 for i, r in enumerate(reader)]
-    seen = set()
-    for n, row in enumerate(rows):
-        if row["prompt_id"] in seen:
-            raise ValueError(f"{where}.path: {path} line {n + 2} repeats prompt_id {row['prompt_id']!r}; "
-                             "give every prompt its own id")
-        seen.add(row["prompt_id"])
+    first_line = {}
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        if row["prompt_id"] in first_line:
+            raise ValueError(f"{where}.path: {path} line {n}: duplicate prompt_id {row['prompt_id']!r} (first at "
+                             f"line {first_line[row['prompt_id']]}); give every prompt its own id")
+        first_line[row["prompt_id"]] = n
     return rows
 
 
