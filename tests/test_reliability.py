@@ -70,10 +70,9 @@ def tree(work: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-@pytest.fixture(scope="session")
-def runs(tmp_path_factory):
+def mini_runs(tmp_path_factory):
     """An uninterrupted run, and beside it (concurrently) a run killed with SIGKILL to its whole process
-    group mid-generation, then the same command again."""
+    group mid-generation, then the same command again (the `runs` fixture, tests/conftest.py)."""
     reference, killed = workdir(tmp_path_factory.mktemp("reference")), workdir(tmp_path_factory.mktemp("killed"))
     with open(reference / "run.log", "w") as log:
         uninterrupted = subprocess.Popen(command(reference), env=env(), stdout=log, stderr=subprocess.STDOUT)
@@ -100,12 +99,6 @@ def runs(tmp_path_factory):
             uninterrupted.wait()
     return SimpleNamespace(reference=reference, log=(reference / "run.log").read_text(), recovered=killed,
                            left=left, rerun=rerun)
-
-
-@pytest.fixture(scope="session")
-def reference(runs):
-    """The uninterrupted run (shared with tests/test_verify.py; tests must not change its files)."""
-    return runs.reference
 
 
 @pytest.mark.slow

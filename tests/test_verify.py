@@ -8,14 +8,13 @@ import pytest
 from sinkrepro import cli
 from sinkrepro.io import sha256_file
 from sinkrepro.verify import verify
-from test_reliability import reference, runs  # noqa: F401  (the shared mini runs)
 
 pytestmark = pytest.mark.slow
 BASE = "results/images/tiny-sd3/base/seed0/shard000"
 
 
 @pytest.fixture
-def tree(reference, tmp_path):  # noqa: F811
+def tree(reference, tmp_path):
     """A copy of the run's results and figures, free to tamper with."""
     for part in ("results", "paper"):
         shutil.copytree(reference / part, tmp_path / part)
