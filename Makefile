@@ -6,7 +6,7 @@ CORES ?= 2
 CONFIG ?= config/config.yaml
 SNAKEMAKE := HF_HUB_OFFLINE=1 $(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
-.PHONY: install reproduce report test test-fast plan lint clean
+.PHONY: install reproduce report test test-fast plan verify lint clean
 
 install: $(VENV)/.installed
 
@@ -20,12 +20,18 @@ $(VENV)/.installed: envs/torch.txt envs/core.txt envs/nodeps.txt pyproject.toml
 	$(PY) -m sinkrepro.envfix
 	touch $@
 
+# The plan checks the config first: Snakemake's own --configfile reader names no line on a YAML error.
 reproduce: install
+	$(VENV)/bin/sinkrepro plan $(CONFIG)
 	$(SNAKEMAKE)
 	$(SNAKEMAKE) --report paper/report.html --report-stylesheet workflow/report/report.css
 
 plan: install
 	$(VENV)/bin/sinkrepro plan $(CONFIG)
+
+# Every image against its manifest, every score row against its image (docs/reliability.md).
+verify: install
+	$(VENV)/bin/sinkrepro verify
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

@@ -1,4 +1,5 @@
 # Entry point at the repository root; the workflow lives in workflow/Snakefile (catalog layout).
+# Snakemake looks for the default profile beside this file: profiles/ links to workflow/profiles/
 include: "workflow/Snakefile"
 
 

@@ -6,6 +6,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
@@ -62,3 +63,16 @@ def reproduced(tmp_path_factory):
     done = run_in(work, "make reproduce")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return work, config
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """The mini runs of tests/test_reliability.py (one uninterrupted, one killed and rerun), made once
+    for every module that reads them."""
+    from test_reliability import mini_runs
+
+    return mini_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def reference(runs):
+    """The uninterrupted mini run; tests must not change its files."""
+    return runs.reference

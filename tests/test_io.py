@@ -37,3 +37,27 @@ def test_permissions_follow_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_killed_writers_temp_is_removed_by_the_next_write(tmp_path):
+    """Temps name their writer; the next write of the target removes those of dead writers only."""
+    import socket
+    import subprocess
+    import sys
+
+    from sinkrepro.io import remove_stale_temps
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    stale = tmp_path / f".shard000.{host}-{int(dead.stdout)}.ab12cd.tmp"
+    stale.mkdir()
+    (stale / "a.png").write_text("half")
+    live = tmp_path / f".shard000.{host}-{os.getpid()}.ef34gh.tmp"  # this process: still writing
+    live.mkdir()
+    other = tmp_path / ".shard001.myhost-1.ab12cd.tmp"
+    other.mkdir()
+    with atomic_dir(tmp_path / "shard000") as tmp:
+        (tmp / "b.png").write_text("b")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(os.listdir(tmp_path / "shard000")) == ["b.png"]
+    assert remove_stale_temps(tmp_path / "shard000") == []

@@ -185,3 +185,15 @@ def test_a_misspelt_profile_key_fails_the_dry_run(tmp_path, fake_slurm):
         f.write("slurm-status-comand: squeue\n")
     run = dry_run(profile, fake_slurm)
     assert run.returncode != 0 and "slurm-status-comand" in run.stderr + run.stdout
+
+
+def test_plain_snakemake_from_the_repo_root_loads_the_default_profile(fake_slurm):
+    """Snakemake looks for profiles/default beside the main Snakefile, the root one: profiles/ links to
+    workflow/profiles/, so its default profile (rerun-incomplete, ...) applies and the run says so."""
+    env = {**os.environ, "PATH": f"{fake_slurm.bin}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Using workflow specific profile profiles/default" in run.stderr
+    assert (ROOT / "profiles" / "default").resolve() == (PROFILES / "default").resolve()
+    assert yaml.safe_load((PROFILES / "default" / "config.yaml").read_text())["rerun-incomplete"] is True

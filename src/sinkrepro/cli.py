@@ -33,6 +33,12 @@ def cmd_fetch_prompts(args) -> int:
         print(f"{name}: {len(load_prompt_set(name, sets, cache_dir=PROMPT_CACHE))} prompts")
     print(f"prompt sources cached in {PROMPT_CACHE}; `sinkrepro plan` and `snakemake -n` now work offline")
     return 0
+def cmd_verify(args) -> int:
+    from sinkrepro.verify import format_report, verify
+
+    report = verify(args.root)
+    print(format_report(report, args.root))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "local cache (once, with network), so planning works offline")
     fetch.add_argument("config", help="a workflow config, e.g. config/paper.yaml")
     fetch.set_defaults(func=cmd_fetch_prompts)
+    check = sub.add_parser("verify", help="check every image against its manifest and every score row against "
+                                          "its image; name changed files and the outputs built from them")
+    check.add_argument("--root", default=".", help="the directory holding results/ (default: here)")
+    check.set_defaults(func=cmd_verify)
     from sinkrepro import explore
 
     explore.add_parsers(sub)

@@ -13,11 +13,10 @@ from sinkrepro.attention import attach
 from sinkrepro.attention.spec import InterventionSpec
 from sinkrepro.grid import generator_seed
 from sinkrepro.io import atomic_dir, sha256_bytes, write_jsonl, write_parquet
+from sinkrepro.architecture import MEASURE_MODULES
 from sinkrepro.models.load import is_standin, load_pipeline
 
 MANIFEST = "manifest.jsonl"
-# Attention modules whose layers `measure_layers` counts when the condition edits nothing.
-MEASURE_MODULES = {"sd3": ("attn",), "sdxl": ("attn2",)}
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
-"""Atomic writes and hashing: a reader never sees a half-written file."""
+"""Atomic writes and hashing: a reader never sees a half-written file.
+
+A write goes to a temp sibling `.<name>.<host>-<pid>.<random>.tmp` and is renamed over the target.
+A writer killed mid-write leaves its temp behind; the next write of the same target deletes it.
+DVC ignores these names (.dvcignore).
+"""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +31,34 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _tmp_prefix(path: Path) -> str:
+    """Temp files name their writer (host, pid), so a later writer can tell a killed one's leftovers."""
+    return f".{path.name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        pass
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete the temp siblings of `path` left by writers on this host that no longer run."""
+    mine = re.compile(re.escape(f".{path.name}.{socket.gethostname()}-") + r"(\d+)\.[^.]+\.tmp")
+    stale = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp")
+             if (m := mine.fullmatch(p.name)) and not _alive(int(m.group(1)))]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -34,7 +70,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -50,7 +87,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp"))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700

@@ -82,6 +82,9 @@ def parse_geneval(data: bytes) -> list[dict]:
 
 
 def parse_local(path: Path, where: str) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}.path: {path} does not exist; create it (columns prompt_id, prompt, "
+                                "category) or fix the path")
     with open(path, newline="") as f:
         reader = csv.DictReader(f, delimiter="\t")
         missing = {"prompt_id", "prompt", "category"} - set(reader.fieldnames or [])
@@ -89,9 +92,12 @@ def parse_local(path: Path, where: str) -> list[dict]:
             raise ValueError(f"{where}.path: {path} lacks columns {sorted(missing)}")
         rows = [{"prompt_id": r["prompt_id"], "prompt_index": i, "prompt": r["prompt"], "category": r["category"]}
                 for i, r in enumerate(reader)]
-    ids = [r["prompt_id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{where}.path: {path} has duplicate prompt_id values")
+    first_line = {}
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        if row["prompt_id"] in first_line:
+            raise ValueError(f"{where}.path: {path} line {n}: duplicate prompt_id {row['prompt_id']!r} (first at "
+                             f"line {first_line[row['prompt_id']]}); give every prompt its own id")
+        first_line[row["prompt_id"]] = n
     return rows
 
 

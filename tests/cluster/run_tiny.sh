@@ -33,7 +33,7 @@ WATCHER=$!
 
 start=$(date +%s)
 set +e
-HF_HUB_OFFLINE=1 timeout -k 10 1200 "$REPO/.venv/bin/snakemake" -s "$REPO/Snakefile" -d "$WORK" \
+HF_HUB_OFFLINE=1 timeout -k 10 1200 "$REPO/.venv/bin/snakemake" -s "$REPO/workflow/Snakefile" -d "$WORK" \
   --workflow-profile "$WORK/profile" --configfile "$REPO/tests/cluster/tiny.yaml" \
   --replace-workflow-config > "$WORK/snakemake.log" 2>&1
 rc=$?

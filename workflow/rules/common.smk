@@ -2,14 +2,12 @@
 # file lists come from sinkrepro.layout (the one home of both).
 import json
 
-from snakemake.utils import validate
-
 from sinkrepro import layout
-from sinkrepro.config import load_prompt_tables, validate_config
+from sinkrepro.codehash import code_hash
+from sinkrepro.config import load_prompt_tables, scorer_identity, validate_config
 from sinkrepro.grid import PAIRWISE_METRICS, build_grid, config_hash
 
 
-validate(config, "../schemas/config.schema.yaml")
 validate_config(config)
 PROMPTS = load_prompt_tables(config)
 GRID = build_grid(config, PROMPTS)
@@ -69,12 +67,10 @@ def score_inputs(wildcards):
 
 
 def score_params(wildcards):
-    """Per metric: the prompts to score and the scorer's batch size and failure tolerance."""
-    out = {}
-    for metric, prompt_ids in score_metrics(wildcards).items():
-        cfg = config["scorers"][layout.scorers_of([metric])[0]]
-        out[metric] = {"prompt_ids": prompt_ids, "batch_size": cfg["batch_size"], "tolerance": cfg["tolerance"]}
-    return out
+    """Per metric: the prompts to score and the scorer's failure tolerance (what decides the scores;
+    the runtime knobs batch size and device are read from the config and rerun nothing)."""
+    return {metric: {"prompt_ids": prompt_ids, "tolerance": config["scorers"][layout.scorers_of([metric])[0]]["tolerance"]}
+            for metric, prompt_ids in score_metrics(wildcards).items()}
 
 
 def all_score_files():
@@ -82,7 +78,7 @@ def all_score_files():
 
 
 def scorer_config(wildcards):
-    return {"metric": wildcards.scorer, **config["scorers"].get(wildcards.scorer, {})}
+    return scorer_identity(wildcards.scorer, config["scorers"].get(wildcards.scorer, {}))
 
 
 # ---- FID: one job per (prompt key, set, reference set) -----------------------------------------
@@ -100,7 +96,7 @@ def fid_inputs(wildcards):
 
 
 def fid_params(wildcards):
-    return {"batch_size": config["scorers"]["fid"]["batch_size"], "prompt_ids": list(fid_job(wildcards).prompt_ids)}
+    return {"prompt_ids": list(fid_job(wildcards).prompt_ids)}
 
 
 # ---- experiments ---------------------------------------------------------------------------------

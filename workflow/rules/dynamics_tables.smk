@@ -16,6 +16,7 @@ rule dynamics_table:
     log:
         "logs/paper/{stem}.log",
     params:
+        code=code_hash("paper_dynamics_tables.py"),
         table=dynamics_table_id,
         experiments=dynamics_table_experiments,
         stats=config["stats"],

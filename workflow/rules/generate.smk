@@ -11,8 +11,8 @@ rule generate:
     log:
         "logs/generate/{model}/{condition}/seed{seed}/{shard}.log",
     params:
+        code=code_hash("generate_shard.py"),
         job=shard_job,
-        device=DEVICE,
     resources:
         gpu=GPU_JOBS,
         mem_mb=4000,

@@ -35,6 +35,7 @@ rule paper_tables:
     log:
         "logs/paper/tables.log",
     params:
+        code=code_hash("paper_tables.py"),
         experiments=[EXPERIMENTS[name] for name in scored_experiments()],
         stats=config["stats"],
     conda:
@@ -52,6 +53,7 @@ rule paper_claims:
     log:
         "logs/paper/claims.log",
     params:
+        code=code_hash("paper_claims.py"),
         experiments=[EXPERIMENTS[name] for name in scored_experiments()],
         stats=config["stats"],
     conda:
@@ -72,6 +74,7 @@ rule dynamics_figure:
     log:
         "logs/figures/{experiment}/dynamics_{figure}.log",
     params:
+        code=code_hash("fig_dynamics.py"),
         figure="{figure}",
         condition=experiment_baseline,
         model=experiment_model,
@@ -96,6 +99,7 @@ rule stats_figure:
     log:
         "logs/figures/{experiment}/{figure}.log",
     params:
+        code=code_hash("fig_stats.py"),
         figure="{figure}",
     wildcard_constraints:
         figure="|".join(STATS_FIGURES),
@@ -117,6 +121,7 @@ rule panels_figure:
     log:
         "logs/figures/{experiment}/panels_k{k}.log",
     params:
+        code=code_hash("fig_panels.py"),
         condition=panel_condition,
         control=panel_control,
         baseline=experiment_baseline,
@@ -139,6 +144,7 @@ rule paper_index:
     log:
         "logs/paper/index.log",
     params:
+        code=code_hash("paper_index.py"),
         experiments=list(EXPERIMENTS.values()),
         guide=lambda wildcards, text=Path(workflow.source_path("../report/workflow.rst")).read_text(): text,
     conda:

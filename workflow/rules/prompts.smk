@@ -7,6 +7,7 @@ rule prompt_table:
     log:
         "logs/prompts/{prompt_set}.log",
     params:
+        code=code_hash("prompt_table.py"),
         sets=config["prompt_sets"],
     conda:
         "../../envs/sinkrepro.yaml"

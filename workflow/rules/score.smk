@@ -28,8 +28,8 @@ rule score:
     log:
         "logs/score/{model}/{condition}/seed{seed}/{shard}.log",
     params:
+        code=code_hash("score_shard.py"),
         metrics=score_params,
-        device=DEVICE,
     resources:
         gpu=GPU_JOBS,
         mem_mb=4000,
@@ -47,8 +47,8 @@ rule fid:
     log:
         "logs/fid/{prompts}/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.log",
     params:
+        code=code_hash("score_fid.py"),
         scorer=fid_params,
-        device=DEVICE,
     resources:
         gpu=GPU_JOBS,
         mem_mb=4000,

@@ -11,6 +11,7 @@ rule stats:
     log:
         "logs/stats/{experiment}.log",
     params:
+        code=code_hash("stats_experiment.py"),
         experiment=experiment_params,
         stats=config["stats"],
     conda:

@@ -12,6 +12,6 @@ from sinkrepro.models.load import resolve_device  # noqa: E402
 
 job = snakemake.params.job
 rows = run_shard(ShardJob.from_params(job), snakemake.input.model, snakemake.output.images,
-                 snakemake.output.dynamics, device=resolve_device(snakemake.params.device), dtype=job["dtype"],
+                 snakemake.output.dynamics, device=resolve_device(snakemake.config["device"]), dtype=job["dtype"],
                  variant=job["variant"])
 logging.info("wrote %d images to %s", len(rows), snakemake.output.images)

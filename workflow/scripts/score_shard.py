@@ -12,14 +12,16 @@ from sinkrepro.layout import scorers_of  # noqa: E402
 from sinkrepro.models.load import resolve_device  # noqa: E402
 from sinkrepro.scoring import score_shard_metrics  # noqa: E402
 
-metrics = snakemake.params.metrics  # noqa: F821
+# batch size and device are runtime knobs: read from the config, not params, so they rerun nothing
+metrics = {m: {**opts, "batch_size": snakemake.config["scorers"][scorers_of([m])[0]]["batch_size"]}  # noqa: F821
+           for m, opts in snakemake.params.metrics.items()}  # noqa: F821
 scorers = {Path(d).name: d for d in snakemake.input.scorers}  # noqa: F821
 references = snakemake.input.get("references")  # noqa: F821
 if references is not None:
     references = [references] if isinstance(references, str) else list(references)
 frame = score_shard_metrics(metrics, {m: scorers[scorers_of([m])[0]] for m in metrics}, snakemake.input.shard,  # noqa: F821
                             snakemake.output[0], reference_shard_dirs=references,  # noqa: F821
-                            device=resolve_device(snakemake.params.device))  # noqa: F821
+                            device=resolve_device(snakemake.config["device"]))  # noqa: F821
 for metric, rows in frame.groupby("metric"):
     logging.info("%s: %d rows (%d failed)", metric, len(rows), int(rows["failed"].sum()))
 logging.info("-> %s", snakemake.output[0])  # noqa: F821

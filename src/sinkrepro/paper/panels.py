@@ -70,7 +70,7 @@ def panel_pairs(scores: pd.DataFrame, manifests: pd.DataFrame, condition: str, c
         if len(lost):
             first = lost.iloc[0]
             raise ValueError(f"image manifests: no {cond!r} image for seed {first['seed']}, prompt "
-                             f"{first['prompt_id']!r}; pass that shard directory to the panel rule")
+                             f"{first['prompt_id']!r}; pass that shard directory to the panels_figure rule")
     return wide
 
 
