@@ -1,6 +1,7 @@
 """A condition is named by its resolved sampler: an override equal to the model's default is none."""
 import copy
 
+from sinkrepro import layout
 from sinkrepro.attention.spec import InterventionSpec
 from sinkrepro.grid import condition_id, resolved_overrides
 from test_grid import base_config, grid
@@ -17,7 +18,7 @@ def test_explicit_default_guidance_is_the_default_baseline():
     explicit = grid(with_sampler(base_config(), "b", {"guidance": 7.0, "steps": 4, "scheduler": "default"}))
     assert explicit.experiments["b"]["baseline"] == plain.experiments["b"]["baseline"] == "base"
     assert set(explicit.conditions) == set(plain.conditions)
-    assert [s.path for s in explicit.shards] == [s.path for s in plain.shards]
+    assert [layout.image_dir(s) for s in explicit.shards] == [layout.image_dir(s) for s in plain.shards]
     assert explicit.conditions[("m", "base")].sampler_overrides == {}
 
 

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from sinkrepro import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = """prompt_id\tprompt\tcategory
 m0\ta photo of a teapot\tsingle_object
@@ -183,6 +185,7 @@ def workflow_names():
     text = "\n".join(p.read_text() for p in smk)
     rules = set(re.findall(r"^rule (\w+):", text, re.M))
     quoted = re.findall(r"\"((?:results|resources|paper)/[^\"]+)\"", text)
+    quoted += [v for v in vars(layout).values() if isinstance(v, str) and v.startswith(("results/", "resources/", "paper/"))]
     paths = {re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p)) for p in quoted}  # {wildcard} -> one path part
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
     commands = set(build_parser()._subparsers._group_actions[0].choices)
@@ -208,7 +211,7 @@ def wrong_names(path: Path) -> list[str]:
         wrong += [f"rule {r}" for r in re.findall(r"\bthe `?(\w+)`? rule\b", text) if r not in rules]
         wrong += [f"rule {r}" for r in re.findall(r"--forcerun (\w+)\b(?!/)", text) if r not in rules]
         wrong += [f"make {t}" for t in re.findall(r"(?:`|run )make ([\w-]+)", text) if t not in targets]
-        wrong += [f"sinkrepro {c}" for c in re.findall(r"`sinkrepro (\w+)", text) if c not in commands]
+        wrong += [f"sinkrepro {c}" for c in re.findall(r"`sinkrepro ([\w-]+)", text) if c not in commands]
         for target in re.findall(r"\bsnakemake (?:-\S+ )*((?:results|resources|paper)/[^\s`)\"']+)", text):
             target = re.sub(r"<[^>]*>", "[^/]+", target.rstrip(".,;"))
             if not any(re.fullmatch(p, target.replace("[^/]+", "x")) for p in paths):
@@ -217,13 +220,9 @@ def wrong_names(path: Path) -> list[str]:
 
 
 SOURCES = sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "workflow" / "scripts").glob("*.py")])
-# scoring/fetch.py's "run the fetch rule" is fixed on another branch; strict: the mark must go then.
-PENDING = {"src/sinkrepro/scoring/fetch.py"}
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="fixed elsewhere"))
-                                  if str(p.relative_to(ROOT)) in PENDING else p for p in SOURCES],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_messages_name_rules_targets_and_commands_that_exist(path):
     assert wrong_names(path) == []
 
