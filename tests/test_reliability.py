@@ -105,7 +105,7 @@ def mini_runs(tmp_path_factory):
 
 @pytest.mark.slow
 def test_rerun_after_kill_completes_byte_identical(runs):
-    assert re.search(r"Using workflow specific profile \S*workflow/profiles/default", runs.log)
+    assert re.search(r"Using workflow specific profile \S*profiles/default", runs.log)
     assert runs.left["temps"] and runs.left["locks"], "the kill must leave a half-written shard and Snakemake's locks"
     assert "removed the stale locks of a killed run" in runs.rerun
     work = runs.recovered

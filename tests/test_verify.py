@@ -37,9 +37,9 @@ def test_tampered_baseline_image_is_named_with_what_was_built_from_it(tree, caps
     assert f"CHANGED {BASE}/m0.png: sha256" in out and f"fix: snakemake --forcerun {BASE}" in out
     built = {str(p.relative_to(tree)) for p in verify(tree).built_from[image]}
     # the image's own CLIP-T scores, the LPIPS of both edited conditions against it, stats and figures
-    assert {"results/scores/clip_t/tiny-sd3/base/seed0/shard000.parquet",
-            "results/scores/lpips/tiny-sd3/dsp-k1-L1/seed0/shard000.parquet",
-            "results/scores/lpips/tiny-sd3/dsp_random-k1-L1/seed0/shard000.parquet",
+    assert {"results/scores/shards/tiny-sd3/base/seed0/shard000.parquet",
+            "results/scores/shards/tiny-sd3/dsp-k1-L1/seed0/shard000.parquet",
+            "results/scores/shards/tiny-sd3/dsp_random-k1-L1/seed0/shard000.parquet",
             "results/stats/sweep.parquet", "paper/figures/sweep/panels_k1.pdf"} <= built
 
 
@@ -60,6 +60,5 @@ def test_image_remade_without_rescoring_flags_its_scores(tree):
             row["sha256"] = sha256_file(source)
     (shard / "manifest.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     problems = {str(p.relative_to(tree)): why for p, why in verify(tree).problems.items()}
-    assert set(problems) == {"results/scores/clip_t/tiny-sd3/dsp-k1-L1/seed0/shard000.parquet",
-                             "results/scores/lpips/tiny-sd3/dsp-k1-L1/seed0/shard000.parquet"}
+    assert set(problems) == {"results/scores/shards/tiny-sd3/dsp-k1-L1/seed0/shard000.parquet"}
     assert all("m2.png" in why for why in problems.values())

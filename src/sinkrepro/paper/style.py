@@ -88,7 +88,12 @@ def finish(fig: Figure, title: str, standin: bool, note: str = "", legend: dict 
     lines = [note] if note else []
     if standin:
         lines.append(STANDIN_NOTICE)
-    wrapped = "\n".join(textwrap.fill(line, 140) for line in lines)
+    width_pt = fig.get_figwidth() * 72
+    # characters that fit across the figure at a font size (a glyph is about 0.6 em wide)
+    fits = lambda size: int(width_pt / (0.6 * size))  # noqa: E731
+    wrapped = "\n".join(textwrap.fill(line, fits(FONT_SIZE - 2)) for line in lines)
+    if legend:  # as many columns as the longest label (plus its marker) allows
+        legend_cols = max(1, min(legend_cols, fits(FONT_SIZE - 1) // (max(map(len, legend)) + 6)))
     line_in = 1.45 * (FONT_SIZE - 1) / 72
     footer_in = (line_in * (wrapped.count("\n") + 1) + 0.06) if lines else 0.0
     legend_rows = -(-len(legend) // legend_cols) if legend else 0
