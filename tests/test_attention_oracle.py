@@ -27,8 +27,13 @@ def naive_probs(q, k, bias=None, scale=None):
     return logits, torch.softmax(logits, dim=-1)
 
 
+def as_rows(rows):
+    """An int n means the first n rows; a slice is taken as is."""
+    return rows if isinstance(rows, slice) else slice(0, rows)
+
+
 def naive_mass(q, k, n_rows, bias=None, scale=None):
-    return naive_probs(q, k, bias, scale)[1][:, :, :n_rows].mean(dim=-2)  # [B, H, Nk]
+    return naive_probs(q, k, bias, scale)[1][:, :, as_rows(n_rows)].mean(dim=-2)  # [B, H, Nk]
 
 
 def naive_select(spec, mass, allowed):
@@ -44,7 +49,10 @@ def naive_select(spec, mass, allowed):
 
 
 def naive_edit(q, k, v, keys, spec, n_rows, n_stat_rows, bias=None, scale=None, noise=None, valid=None):
-    """Edited output [B, H, Nq, d] and edited mass [B, H], from the materialised probabilities."""
+    """Edited output [B, H, Nq, d] and edited mass [B, H], from the materialised probabilities.
+
+    `n_rows` (edited rows) and `n_stat_rows` (rows the edited mass averages) are a count of
+    leading rows or a slice."""
     logits, probs = naive_probs(q, k, bias, scale)
     chosen = torch.ones(keys.shape, dtype=torch.bool) if valid is None else valid.cpu()
     sel = torch.zeros(probs.shape[:2] + probs.shape[-1:], dtype=torch.bool).scatter_(-1, keys, chosen)[:, :, None]
@@ -65,8 +73,9 @@ def naive_edit(q, k, v, keys, spec, n_rows, n_stat_rows, bias=None, scale=None, 
         new_sel = noise.double() if spec.value_mode == "noise" else torch.gather(new, 2, idx)
         values = values.scatter(2, idx, new_sel)
     out = probs @ v.double()
-    out[:, :, :n_rows] = (edited @ values)[:, :, :n_rows]
-    left = (edited * sel).sum(-1)[:, :, :n_stat_rows].mean(-1)
+    rows = as_rows(n_rows)
+    out[:, :, rows] = (edited @ values)[:, :, rows]
+    left = (edited * sel).sum(-1)[:, :, as_rows(n_stat_rows)].mean(-1)
     return out, left
 
 

@@ -9,7 +9,7 @@ from torch.overrides import TorchFunctionMode
 
 from sinkrepro.attention import PRESETS, InterventionSpec, attach
 from sinkrepro.attention import runtime as runtime_mod
-from sinkrepro.attention.processor import KeyEditProcessor
+from sinkrepro.attention.processor import KeyEditProcessor, sdpa_arguments
 from sinkrepro.attention.runtime import attention_modules
 from sinkrepro.attention.tokens import IMAGE
 from test_attention_oracle import naive_edit, naive_mass, naive_select
@@ -41,36 +41,39 @@ def sdxl(tmp_path_factory):
     return load_pipeline(build_tiny_sdxl(tmp_path_factory.mktemp("m") / "tiny-sdxl"), "sdxl")
 
 
-def generate(pipe, steps=STEPS, prompts=PROMPTS):
+def generate(pipe, steps=STEPS, prompts=PROMPTS, **call):
+    """`call`: extra pipeline arguments (e.g. a shorter max_sequence_length)."""
     gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
     return pipe(prompt=prompts, num_inference_steps=steps, height=64, width=64, generator=gens,
-                output_type="np").images
+                output_type="np", **call).images
 
 
-def run(pipe, spec, steps=STEPS, **kw):
+def run(pipe, spec, steps=STEPS, call=None, **kw):
     with attach(pipe, spec, prompt_ids=IDS, seed=0, num_inference_steps=steps, **kw) as handle:
-        images = generate(pipe, steps)
+        images = generate(pipe, steps, **(call or {}))
     return images, handle
 
 
 class OracleSdpa(TorchFunctionMode):
-    """Replaces the stock processor's SDPA with the float64 naive edit."""
+    """Replaces the stock processor's SDPA with the float64 naive edit. `image_rows`: the image
+    query rows (a count of leading rows, or a slice)."""
 
-    def __init__(self, spec, keys, n_rows, valid=None, noise=None):
+    def __init__(self, spec, keys, image_rows, valid=None, noise=None):
         super().__init__()
-        self.spec, self.keys, self.n_rows, self.valid, self.noise = spec, keys, n_rows, valid, noise
+        self.spec, self.keys, self.image_rows, self.valid, self.noise = spec, keys, image_rows, valid, noise
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is not F.scaled_dot_product_attention:
             return func(*args, **kwargs)
-        q, k, v = args[:3]
-        rows = self.n_rows if self.spec.rows == "image" else q.shape[2]
-        out, _ = naive_edit(q, k, v, self.keys, self.spec, rows, self.n_rows, noise=self.noise, valid=self.valid)
+        call = sdpa_arguments(args, kwargs)
+        q, k, v = call["query"], call["key"], call["value"]
+        rows = self.image_rows if self.spec.rows == "image" else q.shape[2]
+        out, _ = naive_edit(q, k, v, self.keys, self.spec, rows, self.image_rows, noise=self.noise, valid=self.valid)
         return out.to(q.dtype)
 
 
-def check_against_oracle(pipe, spec, monkeypatch, steps=2):
+def check_against_oracle(pipe, spec, monkeypatch, steps=2, call=None):
     """Run `spec`; recompute every patched call's module output with the oracle in place of SDPA."""
     denoiser = pipe.transformer if hasattr(pipe, "transformer") else pipe.unet
     layer = spec.layers[0]
@@ -90,7 +93,7 @@ def check_against_oracle(pipe, spec, monkeypatch, steps=2):
 
     monkeypatch.setattr(runtime_mod, "intervene", spy)
     try:
-        run(pipe, spec, steps=steps)
+        run(pipe, spec, steps=steps, call=call)
     finally:
         hook.remove()
     assert len(calls) == len(seen) == steps
@@ -99,11 +102,11 @@ def check_against_oracle(pipe, spec, monkeypatch, steps=2):
             allowed = torch.ones_like(layout.region, dtype=torch.bool)
             if spec.pool != "all":
                 allowed = (layout.region == IMAGE) == (spec.pool == "image")
-            mass = naive_mass(q, k, layout.n_image_rows)
+            mass = naive_mass(q, k, layout.image_rows)
             keys = naive_select(spec, mass, allowed)
             # same chosen mass (SDXL's zeroed negative prompt makes all its text keys tie)
             assert torch.allclose(mass.gather(-1, result.keys).sum(-1), mass.gather(-1, keys).sum(-1), atol=1e-6)
-        with OracleSdpa(spec, result.keys, layout.n_image_rows, result.valid, noise):
+        with OracleSdpa(spec, result.keys, layout.image_rows, result.valid, noise):
             ref = module(*args, **kwargs)
         for got, want in zip(out if isinstance(out, tuple) else (out,), ref if isinstance(ref, tuple) else (ref,)):
             assert (got.double() - want.double()).abs().max() <= 1e-5

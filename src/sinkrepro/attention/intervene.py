@@ -33,7 +33,23 @@ def intervene(q, k, v, spec: InterventionSpec, layout: KeyLayout, *, bias=None, 
 
     `generators` (one CPU generator per batch row) drive random selections; `noise` [B, H, n, d]
     (or a function of n returning it) is the replacement for value_mode="noise".
+
+    The kernels treat the first rows as the image rows. Where the image rows sit later (FLUX's
+    [text, image] sequence), the query rows are rotated to the front and the output rotated back:
+    attention is computed row by row, so this changes which rows are image rows and nothing else.
     """
+    shift = layout.row_start
+    if shift:
+        q = q.roll(-shift, dims=-2)
+        if bias is not None and bias.shape[-2] != 1:
+            bias = bias.roll(-shift, dims=-2)
+    result = _intervene(q, k, v, spec, layout, bias, scale, generators, noise, row_stats)
+    if shift:
+        result.out = result.out.roll(shift, dims=-2)
+    return result
+
+
+def _intervene(q, k, v, spec, layout, bias, scale, generators, noise, row_stats) -> Intervention:
     n_rows = layout.n_image_rows
     out, lse = attention_with_lse(q, k, v, bias, scale)  # the stock output and its row log-sum-exp
     stats = None

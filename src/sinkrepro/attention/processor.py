@@ -13,6 +13,15 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 
+SDPA_PARAMS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def sdpa_arguments(args, kwargs) -> dict:
+    """An SDPA call's arguments by name, whether passed by position (SD3's processor) or by
+    keyword (diffusers' attention dispatcher, used by FLUX's processor)."""
+    return {**dict(zip(SDPA_PARAMS, args)), **kwargs}
+
+
 class _SwapSdpa(TorchFunctionMode):
     """Routes F.scaled_dot_product_attention calls to `attention`, everything else through."""
 
@@ -32,8 +41,9 @@ class _SwapSdpa(TorchFunctionMode):
 class KeyEditProcessor:
     """Calls `stock`; for calls the runtime cares about, answers its attention call itself.
 
-    `runtime.layer_call(layer, attn, hidden_states, encoder_hidden_states)` returns None (pass
-    through untouched) or a function (sdpa, args, kwargs) -> attention output.
+    `runtime.layer_call(layer, attn, hidden_states, encoder_hidden_states, rotary)` returns None
+    (pass through untouched) or a function (sdpa, args, kwargs) -> attention output. `rotary` is
+    the rotary embedding a FLUX processor receives after the mask (None elsewhere).
     """
 
     def __init__(self, stock, layer: int, runtime):
@@ -43,7 +53,8 @@ class KeyEditProcessor:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
         self.runtime.calls += 1
-        attention = self.runtime.layer_call(self.layer, attn, hidden_states, encoder_hidden_states)
+        rotary = args[0] if args else kwargs.get("image_rotary_emb")
+        attention = self.runtime.layer_call(self.layer, attn, hidden_states, encoder_hidden_states, rotary)
         if attention is None:
             return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
         swap = _SwapSdpa(attention)

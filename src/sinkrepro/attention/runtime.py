@@ -5,11 +5,25 @@ finds its index in `scheduler.timesteps`, so a step is gated on its own timestep
 callback-driven gate lagged one step). progress = step / (N - 1) (0 when N == 1); an edit runs when
 spec.steps[0] <= progress <= spec.steps[1]. A window starting above 0 never touches step 0.
 
-Padding: pre-hooks on the CLIP (text_encoder) and T5 (text_encoder_3) encoders read the token ids
-the pipeline actually encodes; a key past the first EOS of its prompt is padding. The pipeline
+Padding: pre-hooks on the pipeline's first CLIP and first T5 text encoder (found by model type:
+SD3's text_encoder / text_encoder_3, FLUX's text_encoder / text_encoder_2) read the token ids the
+pipeline actually encodes; a key past the first EOS of its prompt is padding. The pipeline
 encodes the prompts, then the negative prompts, and the CFG batch is [negative, prompt]. When a
 pipeline passes precomputed embeddings (or SDXL's zeroed negatives), those rows' padding is
 unknown and no key of them counts as padding. Without a T5 encoder every T5 key is padding.
+
+Key layout of each call, derived from what the processor receives (docs/families.md):
+- joint (text states given, the module projects them): image keys = the processor's image
+  tokens, text keys = its text tokens; their order is read off the values handed to SDPA (a value
+  row is a plain projection of its token, so the first text token's projection is found at key 0
+  for [text, image] or right after the image keys for [image, text]);
+- cross (text states, no text projections of its own; SDXL attn2): every key is text;
+- single-stream (no text states, but the denoiser got text and image position ids and the
+  sequence is as long as both; FLUX): the text tokens carry position id 0, so the rotary
+  embedding the processor applies is the identity on exactly them, which gives their place;
+- otherwise self-attention over image tokens only (SDXL attn1, SD3.5's attn2).
+The T5 keys are as many as the T5 encoder's input ids; the text keys before them are CLIP keys
+(SD3: 77; FLUX: none, its CLIP gives only the pooled vector).
 """
 from __future__ import annotations
 
@@ -22,12 +36,14 @@ import torch
 
 from sinkrepro.attention.intervene import intervene
 from sinkrepro.attention.kernels import as_bias, incoming_mass
-from sinkrepro.attention.processor import KeyEditProcessor
+from sinkrepro.attention.processor import KeyEditProcessor, sdpa_arguments
 from sinkrepro.attention.seeding import control_seed, cpu_generator
 from sinkrepro.attention.spec import InterventionSpec
 from sinkrepro.attention.tokens import KeyLayout, build_layout
 
 STEP_TOL = 1e-9
+# The FLUX pipeline hands its transformer timestep / 1000 (the transformer multiplies it back).
+TIMESTEP_UNITS = {"FluxTransformer2DModel": 1000.0}
 
 
 def attention_modules(denoiser, modules: Sequence[str], blocks: str = "") -> list[tuple[str, torch.nn.Module]]:
@@ -55,12 +71,69 @@ def _token_lengths(ids: torch.Tensor, eos_id: Optional[int]) -> list[int]:
     return lengths
 
 
+def text_encoders(pipe) -> dict:
+    """{"clip" | "t5": (encoder, tokenizer)}: the pipeline's first encoder of each type."""
+    found = {}
+    for attr in ("text_encoder", "text_encoder_2", "text_encoder_3"):
+        encoder = getattr(pipe, attr, None)
+        kind = {"clip_text_model": "clip", "t5": "t5"}.get(getattr(getattr(encoder, "config", None), "model_type", None))
+        if kind and kind not in found:
+            found[kind] = (encoder, getattr(pipe, attr.replace("text_encoder", "tokenizer"), None))
+    return found
+
+
+def id_grid(img_ids: torch.Tensor) -> int:
+    """Grid width of image position ids [N, 3] (0, row, col) in row-major order, else 0."""
+    rows, cols = img_ids[:, 1].long(), img_ids[:, 2].long()
+    width = int(cols.max()) + 1
+    return width if torch.equal(rows * width + cols, torch.arange(len(img_ids))) else 0
+
+
+def _text_values(attn, text_states: torch.Tensor) -> torch.Tensor:
+    """The value projection the module applies to text tokens."""
+    if getattr(attn, "fused_projections", False) and getattr(attn, "to_added_qkv", None) is not None:
+        return attn.to_added_qkv(text_states).chunk(3, dim=-1)[2]
+    return attn.add_v_proj(text_states)
+
+
+def joint_text_first(attn, text_states: torch.Tensor, v: torch.Tensor, n_image: int) -> bool:
+    """True when a joint call's keys are [text, image], False for [image, text]: the first text
+    token's own value projection is found among the values handed to SDPA (v [B, H, Nk, d])."""
+    B, H, _, d = v.shape
+    probe = _text_values(attn, text_states[:, :1]).reshape(B, H, d).to(v.dtype)
+    tol = 1e-3 * float(probe.abs().max()) + 1e-6
+    found = [first for first, key in ((True, 0), (False, n_image))
+             if float((v[:, :, key] - probe).abs().max()) <= tol]
+    if len(found) != 1:
+        raise RuntimeError(f"{type(attn).__name__}: cannot find the text keys among the attention values "
+                           "(neither at key 0 nor after the image keys); this processor's key order is unknown")
+    return found[0]
+
+
+def rotary_text_first(rotary, n_text: int, n_image: int) -> bool:
+    """True when a single-stream sequence is [text, image]: text tokens have position id 0, so the
+    rotary embedding (cos, sin) [S, D] is the identity on exactly their rows."""
+    if rotary is None or n_text < 2 or n_image < 2:
+        raise RuntimeError("single-stream attention: no rotary embedding (or too few tokens) to place the "
+                           "text tokens; the key layout of this call is unknown")
+    cos, sin = rotary[0], rotary[1]
+    identity = ((cos == 1).all(-1) & (sin == 0).all(-1)).cpu()  # [S]
+    first, last = bool(identity[:n_text].all()), bool(identity[n_image:].all())
+    if first == last:
+        raise RuntimeError("single-stream attention: the rotary embedding does not mark the text tokens "
+                           "(nonzero text position ids?); the key layout of this call is unknown")
+    return first
+
+
 @dataclass
 class _Step:
     index: int = -1
     progress: float = 0.0
     timestep: float = float("nan")
     latent_hw: tuple[int, int] = (0, 0)
+    n_text_ids: int = 0       # text / image position ids the denoiser got (FLUX); 0 = none
+    n_image_ids: int = 0
+    id_grid_width: int = 0    # patch grid width read off the image position ids
 
 
 @dataclass
@@ -136,6 +209,7 @@ class _Runtime:
         self.measure_layers = measure_layers
         self.measure_k = measure_k
         self.step = _Step()
+        self.encoders = text_encoders(pipe)
         self.clip_ids: list[torch.Tensor] = []
         self.t5_ids: list[torch.Tensor] = []
 
@@ -155,7 +229,7 @@ class _Runtime:
         if len(timesteps) != self.n_steps:
             raise ValueError(f"num_inference_steps: attach got {self.n_steps} but the scheduler runs "
                              f"{len(timesteps)} timesteps; pass the pipeline call's step count")
-        t0 = float(torch.as_tensor(t).flatten()[0])
+        t0 = float(torch.as_tensor(t).flatten()[0]) * TIMESTEP_UNITS.get(type(module).__name__, 1.0)
         gap = (timesteps - t0).abs()
         index = int(gap.argmin())  # first nearest; the tolerance covers a half-precision timestep
         if gap[index] > 2e-3 * max(1.0, abs(t0)):
@@ -163,7 +237,12 @@ class _Runtime:
                                "is unknown, so phase gating cannot run")
         progress = index / (self.n_steps - 1) if self.n_steps > 1 else 0.0
         hw = tuple(sample.shape[-2:]) if sample is not None and sample.dim() == 4 else (0, 0)
-        self.step = _Step(index, progress, float(timesteps[index]), hw)
+        txt_ids, img_ids = kwargs.get("txt_ids"), kwargs.get("img_ids")
+        ids = {}
+        if txt_ids is not None and img_ids is not None:
+            img_ids = (img_ids[0] if img_ids.dim() == 3 else img_ids).cpu()  # deprecated 3-D ids: [B, N, 3]
+            ids = dict(n_text_ids=txt_ids.shape[-2], n_image_ids=len(img_ids), id_grid_width=id_grid(img_ids))
+        self.step = _Step(index, progress, float(timesteps[index]), hw, **ids)
 
     def on_clip(self, module, args, kwargs) -> None:
         self.clip_ids.append(kwargs.get("input_ids", args[0] if args else None).detach().cpu())
@@ -181,45 +260,61 @@ class _Runtime:
             return lengths[0]
         return lengths[1] + lengths[0] if len(lengths) == 2 else None
 
-    def _layout(self, batch: int, n_image: int, n_text: int, n_rows: int, device) -> KeyLayout:
-        """Keys [image (n_image), CLIP, T5]; the first n_rows queries are image tokens."""
-        tok = getattr(self.pipe, "tokenizer", None)
-        clip_len = min(getattr(tok, "model_max_length", 77), n_text)
-        clip_lengths = self._lengths(self.clip_ids, getattr(tok, "eos_token_id", None), batch) if clip_len else None
+    def _layout(self, batch: int, n_image: int, n_text: int, n_rows: int, text_first: bool, step: _Step,
+                device) -> KeyLayout:
+        """Keys [image (n_image), CLIP, T5], or [CLIP, T5, image] with text_first; n_rows image queries."""
+        clip_tok = self.encoders.get("clip", (None, getattr(self.pipe, "tokenizer", None)))[1]
+        t5_encoder, t5_tok = self.encoders.get("t5", (None, None))
+        clip_len = min(getattr(clip_tok, "model_max_length", 77), n_text)
+        if t5_encoder is not None and self.t5_ids:
+            clip_len = max(0, n_text - self.t5_ids[0].shape[1])  # the T5 keys are as many as its input ids
+        clip_lengths = self._lengths(self.clip_ids, getattr(clip_tok, "eos_token_id", None), batch) if clip_len else None
         t5_lengths = None
         if n_text > clip_len:
-            if getattr(self.pipe, "text_encoder_3", None) is None:
+            if t5_encoder is None:
                 t5_lengths = [0] * batch  # the pipeline feeds zeros: every T5 key is padding
             else:
-                eos = getattr(getattr(self.pipe, "tokenizer_3", None), "eos_token_id", None)
-                t5_lengths = self._lengths(self.t5_ids, eos, batch)
-        h, w = self.step.latent_hw  # the patch grid is the latent grid downsampled by sqrt(h*w/n_rows)
-        f = math.sqrt(h * w / n_rows) if h * w else 0.0
-        grid_width = round(w / f) if f and round(w / f) * round(h / f) == n_rows else 0
+                t5_lengths = self._lengths(self.t5_ids, getattr(t5_tok, "eos_token_id", None), batch)
+        grid_width = step.id_grid_width if step.n_image_ids == n_rows else 0
+        h, w = step.latent_hw  # the patch grid is the latent grid downsampled by sqrt(h*w/n_rows)
+        f = math.sqrt(h * w / n_rows) if h * w and n_rows else 0.0
+        if f and round(w / f) * round(h / f) == n_rows:
+            grid_width = round(w / f)
         return build_layout(batch, n_image, n_text, n_rows, clip_len=clip_len, clip_lengths=clip_lengths,
-                            t5_lengths=t5_lengths, grid_width=grid_width, device=device)
+                            t5_lengths=t5_lengths, grid_width=grid_width, text_first=text_first, device=device)
 
-    def layer_call(self, layer: int, attn, hidden_states, encoder_hidden_states):
+    def _call_layout(self, attn, hidden_states, encoder_hidden_states, rotary, v, step: _Step) -> KeyLayout:
+        """The layout of one attention call (module docstring): joint, cross, single-stream or self."""
+        shape = hidden_states.shape
+        n_query = shape[1] if hidden_states.dim() == 3 else shape[-1] * shape[-2]
+        n_keys = v.shape[-2]
+        if encoder_hidden_states is not None:
+            n_text = encoder_hidden_states.shape[1]
+            if getattr(attn, "add_k_proj", None) is None and getattr(attn, "to_added_qkv", None) is None:  # cross
+                return self._layout(shape[0], 0, n_keys, n_query, False, step, hidden_states.device)
+            text_first = joint_text_first(attn, encoder_hidden_states, v, n_query)
+            return self._layout(shape[0], n_query, n_text, n_query, text_first, step, hidden_states.device)
+        if step.n_text_ids and n_keys == step.n_text_ids + step.n_image_ids:  # single-stream
+            text_first = rotary_text_first(rotary, step.n_text_ids, step.n_image_ids)
+            return self._layout(shape[0], step.n_image_ids, step.n_text_ids, step.n_image_ids, text_first, step,
+                                hidden_states.device)
+        return self._layout(shape[0], n_query, 0, n_query, False, step, hidden_states.device)
+
+    def layer_call(self, layer: int, attn, hidden_states, encoder_hidden_states, rotary=None):
         edit_now = layer in self.edit_layers and in_window(self.step.progress, self.spec.steps)
         measure_now = layer in self.measure_layers
         if not (edit_now or measure_now):
             return None
-        shape = hidden_states.shape
-        n_query = shape[1] if hidden_states.dim() == 3 else shape[-1] * shape[-2]
-        joint = encoder_hidden_states is not None and getattr(attn, "add_k_proj", None) is not None
-        cross = encoder_hidden_states is not None and not joint
-        n_text = encoder_hidden_states.shape[1] if encoder_hidden_states is not None else 0
-        # joint: keys [image, text]; cross: keys all text; self: keys all image. Queries: image first.
-        layout = self._layout(shape[0], 0 if cross else n_query, n_text, n_query, hidden_states.device)
         step = self.step
 
         def attention(sdpa, args, kwargs):
-            q, k, v = args[:3]
-            extra = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), args[3:]), **kwargs)
-            if extra.get("dropout_p", 0.0) or extra.get("is_causal", False) or extra.get("enable_gqa", False):
+            call = sdpa_arguments(args, kwargs)
+            q, k, v = call["query"], call["key"], call["value"]
+            if call.get("dropout_p", 0.0) or call.get("is_causal", False) or call.get("enable_gqa", False):
                 raise NotImplementedError("key edits need dropout_p=0, is_causal=False, enable_gqa=False")
+            layout = self._call_layout(attn, hidden_states, encoder_hidden_states, rotary, v, step)
             return self._attend(layer, step, layout, sdpa, args, kwargs, q, k, v,
-                                as_bias(extra.get("attn_mask")), extra.get("scale"), edit_now, measure_now)
+                                as_bias(call.get("attn_mask")), call.get("scale"), edit_now, measure_now)
 
         return attention
 
@@ -245,9 +340,11 @@ class _Runtime:
             self.handle.edits += 1
         else:
             out = sdpa(*args, **kwargs)  # the stock call, untouched: measuring keeps outputs bit-identical
-            stats, left = incoming_mass(q, k, bias, scale, layout.n_image_rows, row_stats=True), None
+            rows = layout.image_rows
+            row_bias = bias[..., rows, :] if bias is not None and bias.shape[-2] != 1 else bias
+            stats, left = incoming_mass(q[:, :, rows], k, row_bias, scale, row_stats=True), None
         if measure_now:
-            self._record(layer, step, layout, stats, left, out[:, :, :layout.n_image_rows])
+            self._record(layer, step, layout, stats, left, out[:, :, layout.image_rows])
         return out
 
     def _record(self, layer, step, layout, stats, left, out_rows) -> None:
@@ -302,10 +399,9 @@ def attach(pipe, spec: InterventionSpec, *, prompt_ids: list[str], seed: int, nu
     runtime = _Runtime(pipe, spec, handle, num_inference_steps, edit_layers, measure, measure_k)
     originals = {}
     hooks = [denoiser.register_forward_pre_hook(runtime.on_denoiser, with_kwargs=True)]
-    for attr, hook in (("text_encoder", runtime.on_clip), ("text_encoder_3", runtime.on_t5)):
-        encoder = getattr(pipe, attr, None)
-        if encoder is not None:
-            hooks.append(encoder.register_forward_pre_hook(hook, with_kwargs=True))
+    for kind, hook in (("clip", runtime.on_clip), ("t5", runtime.on_t5)):
+        if kind in runtime.encoders:
+            hooks.append(runtime.encoders[kind][0].register_forward_pre_hook(hook, with_kwargs=True))
     try:
         for i in sorted(edit_layers | measure):
             module = found[i][1]

@@ -47,7 +47,7 @@ def ranked_keys(spec: InterventionSpec, mass: torch.Tensor, layout: KeyLayout, l
 
 def index_keys(spec: InterventionSpec, layout: KeyLayout, batch: int, n_heads: int, n_keys: int) -> torch.Tensor:
     """Fixed positions counted from the start of `index_base` -> [B, H, n]."""
-    base = 0 if spec.index_base == "image" else layout.n_image
+    base = layout.image_start if spec.index_base == "image" else layout.text_start
     limit = layout.n_image if spec.index_base == "image" else n_keys - layout.n_image
     keys = []
     for i in spec.indices:
