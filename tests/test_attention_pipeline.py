@@ -74,7 +74,11 @@ class OracleSdpa(TorchFunctionMode):
 
 
 def check_against_oracle(pipe, spec, monkeypatch, steps=2, call=None):
-    """Run `spec`; recompute every patched call's module output with the oracle in place of SDPA."""
+    """Run `spec`; recompute every patched call's module output with the oracle in place of SDPA.
+
+    Tolerance 1e-5, or twice torch's own fp32 attention error on the same call where that is
+    larger: stock fp32 attention itself is off the float64 result by up to ~2e-5 on some stand-in
+    calls (e.g. the SD3.5 stand-in's last block), and an edit cannot be held closer than that."""
     denoiser = pipe.transformer if hasattr(pipe, "transformer") else pipe.unet
     layer = spec.layers[0]
     module = attention_modules(denoiser, spec.modules, spec.blocks)[layer][1]
@@ -106,10 +110,20 @@ def check_against_oracle(pipe, spec, monkeypatch, steps=2, call=None):
             keys = naive_select(spec, mass, allowed)
             # same chosen mass (SDXL's zeroed negative prompt makes all its text keys tie)
             assert torch.allclose(mass.gather(-1, result.keys).sum(-1), mass.gather(-1, keys).sum(-1), atol=1e-6)
-        with OracleSdpa(spec, result.keys, layout.image_rows, result.valid, noise):
-            ref = module(*args, **kwargs)
-        for got, want in zip(out if isinstance(out, tuple) else (out,), ref if isinstance(ref, tuple) else (ref,)):
-            assert (got.double() - want.double()).abs().max() <= 1e-5
+        with torch.no_grad():
+            with OracleSdpa(spec, result.keys, layout.image_rows, result.valid, noise):
+                ref = module(*args, **kwargs)
+            # torch's own fp32 attention error on this call: the float64 oracle's unedited output vs stock
+            with OracleSdpa(InterventionSpec(), result.keys[..., :0], layout.image_rows):
+                exact_stock = module(*args, **kwargs)
+            floor = max_gap(module(*args, **kwargs), exact_stock)
+        assert max_gap(out, ref) <= max(1e-5, 2 * floor)
+
+
+def max_gap(a, b) -> float:
+    """Largest absolute difference between two module outputs (a tensor or a tuple of them)."""
+    pairs = zip(a, b) if isinstance(a, tuple) else [(a, b)]
+    return max(float((x.double() - y.double()).abs().max()) for x, y in pairs)
 
 
 SD3_SPECS = {name: dict(PRESETS[name], k=2, layers=(1,)) for name in PRESETS if name != "base"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from sinkrepro.grid import Grid, _expand_conditions, build_grid
-from sinkrepro.architecture import MEASURE_MODULES, check_layers
+from sinkrepro.architecture import MEASURE_MODULES, check_bos, check_layers
 from sinkrepro.prompts import load_prompt_set
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -81,6 +81,7 @@ def check_conditions(config: dict) -> None:
                 continue
             layers_from = where if "layers" in exp["conditions"][label] else f"config.experiments.{name}"
             check_layers(f"{layers_from}.layers", spec.layers, exp["model"], model, spec.modules, spec.blocks)
+            check_bos(where, spec, exp["model"], model)
             start, end = spec.steps
             if not 0.0 <= start <= end <= 1.0:
                 raise ValueError(f"{where}.steps: [{start}, {end}] is not a window of denoising progress; give "

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 def _common(parser) -> None:
     parser.add_argument("--model-dir", required=True, help="a saved pipeline (resources/models/<name>)")
-    parser.add_argument("--family", required=True, choices=["sd3", "sdxl"])
+    parser.add_argument("--family", required=True, choices=["sd3", "sd35", "flux", "sdxl"])
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--steps", type=int, default=4, help="denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=64, help="height = width in pixels (default 64)")
@@ -20,8 +20,10 @@ def _common(parser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--variant", default=None, help="weight-file variant the model was fetched with (e.g. fp16)")
-    parser.add_argument("--modules", default=None, help="comma-separated attention modules (SD3: attn; SDXL: attn1 or attn2)")
-    parser.add_argument("--blocks", default=None, help="only modules under this prefix, e.g. mid_block")
+    parser.add_argument("--modules", default=None, help="comma-separated attention modules (SD3, FLUX: attn; "
+                        "SD3.5: attn or attn2; SDXL: attn1 or attn2)")
+    parser.add_argument("--blocks", default=None, help="only modules under this prefix, e.g. mid_block "
+                        "(SDXL) or single_transformer_blocks (FLUX)")
 
 
 def _load(args):

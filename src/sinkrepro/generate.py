@@ -55,12 +55,16 @@ def set_scheduler(pipe, family: str, name: str) -> None:
 
     SD3's flow-matching Euler scheduler shifts its sigmas by `shift` (3.0 on SD3-medium); the
     DPM-Solver++ flow scheduler calls the same shift `flow_shift`, so it is carried over by name.
+    FLUX.1-dev shifts by image size at run time (dynamic shifting), so FLUX keeps its own scheduler.
     """
     if name == "default":
         return
     from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
-    if family == "sd3":
+    if family == "flux":
+        raise ValueError(f"sampler.scheduler: {name!r} is not supported for flux models (FLUX.1 shifts its "
+                         "flow-matching schedule by image size); use 'default'")
+    if family in ("sd3", "sd35"):
         if name == "euler":
             raise ValueError("sampler.scheduler: 'euler' (EulerDiscreteScheduler) predicts epsilon and does not fit "
                              "SD3's flow matching (docs/paper-deviations.md); use 'default' or 'dpmpp'")
@@ -76,7 +80,7 @@ def set_scheduler(pipe, family: str, name: str) -> None:
 def pipeline_kwargs(family: str, sampler: dict) -> dict:
     kwargs = dict(num_inference_steps=sampler["steps"], guidance_scale=sampler["guidance"],
                   height=sampler["height"], width=sampler["width"])
-    if family == "sd3" and "max_sequence_length" in sampler:
+    if family in ("sd3", "sd35", "flux") and "max_sequence_length" in sampler:
         kwargs["max_sequence_length"] = sampler["max_sequence_length"]
     return kwargs
 

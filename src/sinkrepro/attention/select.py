@@ -47,6 +47,9 @@ def ranked_keys(spec: InterventionSpec, mass: torch.Tensor, layout: KeyLayout, l
 
 def index_keys(spec: InterventionSpec, layout: KeyLayout, batch: int, n_heads: int, n_keys: int) -> torch.Tensor:
     """Fixed positions counted from the start of `index_base` -> [B, H, n]."""
+    if spec.index_base == "text" and layout.n_image < n_keys and layout.bos_index < 0:
+        raise ValueError("spec.index_base: 'text' counts from the CLIP BOS, but these keys hold no CLIP tokens "
+                         "(FLUX attends to T5 tokens only; T5 has no BOS); use index_base='image'")
     base = layout.image_start if spec.index_base == "image" else layout.text_start
     limit = layout.n_image if spec.index_base == "image" else n_keys - layout.n_image
     keys = []

@@ -13,7 +13,8 @@ from pathlib import Path
 from sinkrepro.io import atomic_dir, write_text
 from sinkrepro.models.tiny import STANDIN_MARKER
 
-PIPELINE_CLASSES = {"sd3": "StableDiffusion3Pipeline", "sdxl": "StableDiffusionXLPipeline"}
+PIPELINE_CLASSES = {"sd3": "StableDiffusion3Pipeline", "sd35": "StableDiffusion3Pipeline", "flux": "FluxPipeline",
+                    "sdxl": "StableDiffusionXLPipeline"}
 TORCH_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 
 

@@ -3,8 +3,13 @@
 tiny-sd3 keeps SD3's structure: SD3Transformer2DModel joint attention over
 [image tokens, 77 CLIP tokens, T5 tokens], two CLIP text encoders with the real CLIP tokenizer
 (rebuilt from open_clip's BPE file), a tiny T5 encoder with its own tokenizer and a 16-channel VAE.
+tiny-sd35 is the same pipeline with SD3.5-medium's transformer features: QK RMSNorm and dual
+attention blocks (an extra image-only `attn2`) in its first blocks.
+tiny-flux keeps FLUX.1's: FluxTransformer2DModel with joint blocks over [T5 tokens, image tokens],
+single-stream blocks, rotary positions, a CLIP encoder for the pooled vector only, a T5 encoder;
+`guidance_embeds` makes it dev-like (guidance embedding), else schnell-like.
 tiny-sdxl keeps a UNet with self- (attn1) and cross-attention (attn2) and a mid block.
-Both are saved with save_pretrained and loaded with from_pretrained, like the hub models; with a
+All are saved with save_pretrained and loaded with from_pretrained, like the hub models; with a
 `variant` (fp16) they are saved in the hub layout of such a model: fp16 tensors in
 `*.fp16.safetensors` files (e.g. unet/diffusion_pytorch_model.fp16.safetensors).
 """
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from sinkrepro.architecture import TINY_FLUX, TINY_SD35
 from sinkrepro.io import atomic_dir, write_text
 
 CLIP_VOCAB_SIZE = 49408
@@ -83,26 +89,51 @@ def _clip_config():
                           projection_dim=32, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
 
 
-def sharpen_attention(attention_modules, gain: float) -> None:
+QK_NORMS = ("norm_q", "norm_k", "norm_added_q", "norm_added_k")
+
+
+def sharpen_attention(attention_modules, gain: float, norm_jitter: float = 0.0) -> None:
     """Scale query and key projections so logits grow by `gain`.
 
     At the default init a tiny model's attention is nearly uniform (top-1 mass ~1/keys), so there
     are no sinks to find. Trained DiTs have peaked attention; a gain of a few makes sinks form
-    (top-1 mass ~5% here) while the weights stay random.
+    (top-1 mass ~5% here) while the weights stay random. A QK RMSNorm undoes a projection's scale,
+    so its weight carries the gain too; `norm_jitter` also draws each norm's weights around it
+    (x (1 + jitter * N(0, 1))), so that image and text norms differ as in a trained model and a
+    wrong norm on a key shows.
     """
     for attn in attention_modules:
         for name in ("to_q", "to_k", "add_q_proj", "add_k_proj"):
             proj = getattr(attn, name, None)
             if proj is not None:
                 proj.weight.data *= gain ** 0.5
+        for name in QK_NORMS:
+            weight = getattr(getattr(attn, name, None), "weight", None)
+            if weight is not None:
+                weight.data = gain ** 0.5 * (1 + norm_jitter * torch.randn_like(weight))
 
 
-def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4, attention_gain: float = 4.0,
-                   variant: str | None = None) -> Path:
-    """Build, save and return the directory of a random-init SD3 pipeline (~30 MB)."""
-    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel,
-                           StableDiffusion3Pipeline)
-    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
+def _vae(shift_factor: float, scaling_factor: float):
+    """A 16-channel, 8x-downsampling VAE (64 px -> an 8x8 latent)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(block_out_channels=(8, 16, 16, 16), layers_per_block=1,
+                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                         latent_channels=16, norm_num_groups=4, use_quant_conv=False, use_post_quant_conv=False,
+                         shift_factor=shift_factor, scaling_factor=scaling_factor)
+
+
+def _t5(t5tok):
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=len(t5tok), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4))
+
+
+def _build_mmdit(out_dir: str | Path, name: str, seed: int, attention_gain: float, variant: str | None,
+                 **transformer) -> Path:
+    """An SD3-class pipeline; `transformer` adds SD3Transformer2DModel options (SD3.5's)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -111,24 +142,67 @@ def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4, atte
         t5tok = t5_tokenizer()
         pipe = StableDiffusion3Pipeline(
             transformer=SD3Transformer2DModel(
-                sample_size=16, patch_size=2, in_channels=16, out_channels=16, num_layers=num_layers,
-                attention_head_dim=16, num_attention_heads=4, joint_attention_dim=64,
-                caption_projection_dim=64, pooled_projection_dim=64, pos_embed_max_size=32),
+                sample_size=16, patch_size=2, in_channels=16, out_channels=16, attention_head_dim=16,
+                num_attention_heads=4, joint_attention_dim=64, caption_projection_dim=64,
+                pooled_projection_dim=64, pos_embed_max_size=32, **transformer),
             scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-            vae=AutoencoderKL(block_out_channels=(8, 16, 16, 16), layers_per_block=1,
-                              down_block_types=("DownEncoderBlock2D",) * 4,
-                              up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=16,
-                              norm_num_groups=4, use_quant_conv=False, use_post_quant_conv=False,
-                              shift_factor=0.0609, scaling_factor=1.5035),
+            vae=_vae(shift_factor=0.0609, scaling_factor=1.5035),
             text_encoder=CLIPTextModelWithProjection(_clip_config()), tokenizer=tok,
             text_encoder_2=CLIPTextModelWithProjection(_clip_config()), tokenizer_2=tok,
-            text_encoder_3=T5EncoderModel(T5Config(vocab_size=len(t5tok), d_model=64, d_kv=16,
-                                                   d_ff=128, num_layers=2, num_heads=4)),
-            tokenizer_3=t5tok,
+            text_encoder_3=_t5(t5tok), tokenizer_3=t5tok,
         )
-        sharpen_attention([block.attn for block in pipe.transformer.transformer_blocks], attention_gain)
+        blocks = pipe.transformer.transformer_blocks
+        sharpen_attention([b.attn for b in blocks] + [b.attn2 for b in blocks if b.attn2 is not None],
+                          attention_gain, norm_jitter=0.3)
         _save(pipe, tmp, variant)
-        _mark_standin(tmp, "tiny-sd3", seed, attention_gain)
+        _mark_standin(tmp, name, seed, attention_gain)
+    return out_dir
+
+
+def build_tiny_sd3(out_dir: str | Path, seed: int = 0, num_layers: int = 4, attention_gain: float = 4.0,
+                   variant: str | None = None) -> Path:
+    """Build, save and return the directory of a random-init SD3 pipeline (~30 MB)."""
+    return _build_mmdit(out_dir, "tiny-sd3", seed, attention_gain, variant, num_layers=num_layers)
+
+
+def build_tiny_sd35(out_dir: str | Path, seed: int = 0, attention_gain: float = 4.0,
+                    variant: str | None = None) -> Path:
+    """A random-init SD3.5-medium-like pipeline: QK RMSNorm, dual attention in the first blocks
+    (SD3.5-medium: blocks 0-12 of 24; here architecture.TINY_SD35)."""
+    num_layers, dual = TINY_SD35
+    return _build_mmdit(out_dir, "tiny-sd35", seed, attention_gain, variant, num_layers=num_layers,
+                        qk_norm="rms_norm", dual_attention_layers=dual)
+
+
+def build_tiny_flux(out_dir: str | Path, seed: int = 0, attention_gain: float = 4.0, variant: str | None = None,
+                    guidance_embeds: bool = False) -> Path:
+    """A random-init FLUX.1 pipeline: schnell-like (no guidance embedding, unshifted schedule), or
+    dev-like with `guidance_embeds` (guidance embedding, resolution-dependent shift)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        torch.manual_seed(seed)
+        t5tok = t5_tokenizer()
+        num_layers, num_single_layers = TINY_FLUX
+        pipe = FluxPipeline(
+            transformer=FluxTransformer2DModel(
+                patch_size=1, in_channels=64, num_layers=num_layers, num_single_layers=num_single_layers,
+                attention_head_dim=16, num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=32,
+                guidance_embeds=guidance_embeds, axes_dims_rope=(4, 6, 6)),
+            scheduler=FlowMatchEulerDiscreteScheduler(
+                shift=3.0 if guidance_embeds else 1.0, use_dynamic_shifting=guidance_embeds, base_shift=0.5,
+                max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096),
+            vae=_vae(shift_factor=0.1159, scaling_factor=0.3611),
+            text_encoder=CLIPTextModel(_clip_config()), tokenizer=clip_tokenizer(tmp / "_clip_bpe"),
+            text_encoder_2=_t5(t5tok), tokenizer_2=t5tok,
+        )
+        t = pipe.transformer
+        sharpen_attention([b.attn for b in list(t.transformer_blocks) + list(t.single_transformer_blocks)],
+                          attention_gain, norm_jitter=0.3)
+        _save(pipe, tmp, variant)
+        _mark_standin(tmp, "tiny-flux-dev" if guidance_embeds else "tiny-flux", seed, attention_gain)
     return out_dir
 
 
@@ -181,4 +255,4 @@ def _mark_standin(model_dir: Path, name: str, seed: int, attention_gain: float) 
         scratch.rmdir()
 
 
-BUILDERS = {"sd3": build_tiny_sd3, "sdxl": build_tiny_sdxl}
+BUILDERS = {"sd3": build_tiny_sd3, "sd35": build_tiny_sd35, "flux": build_tiny_flux, "sdxl": build_tiny_sdxl}
