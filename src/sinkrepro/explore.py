@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from sinkrepro.architecture import FAMILY_MODULES
+
 
 def _common(parser) -> None:
     parser.add_argument("--model-dir", required=True, help="a saved pipeline (resources/models/<name>)")
-    parser.add_argument("--family", required=True, choices=["sd3", "sd35", "flux", "sdxl"])
+    parser.add_argument("--family", required=True, choices=sorted(FAMILY_MODULES))
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--steps", type=int, default=4, help="denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=64, help="height = width in pixels (default 64)")

@@ -55,7 +55,8 @@ def attention_modules(denoiser, modules: Sequence[str], blocks: str = "") -> lis
             found.append((name, module))
     if not found:
         raise ValueError(f"spec.modules={tuple(modules)} blocks={blocks!r}: no attention module of "
-                         f"{type(denoiser).__name__} matches; SD3 uses ('attn',), SDXL ('attn1',) or ('attn2',)")
+                         f"{type(denoiser).__name__} matches; SD3 and FLUX use ('attn',), SD3.5 ('attn',) or "
+                         "('attn2',), SDXL ('attn1',) or ('attn2',)")
     return found
 
 

@@ -2,9 +2,10 @@
 
 Pure Python: the workflow imports this to name conditions without importing torch.
 
-Key order is diffusers' joint order: [image tokens, text tokens], and the text tokens of SD3 are
-[77 CLIP, T5]. `index` positions are counted from the start of `index_base` ("image" or "text"),
-so the CLIP BOS of SD3 is `select=index, index_base=text, indices=(0,)`.
+Key order is what the model's processor builds (docs/families.md): [image tokens, text tokens] in
+SD3/SD3.5, [text tokens, image tokens] in FLUX; the text tokens of SD3 are [77 CLIP, T5], FLUX's
+are T5 only. `index` positions are counted from the start of `index_base` ("image" or "text"),
+so the CLIP BOS of SD3 is `select=index, index_base=text, indices=(0,)`; FLUX has no BOS key.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class InterventionSpec:
     only: Pool = "all"               # after choosing, edit only the chosen keys of this type (E3)
     k: int = 1
     layers: tuple[int, ...] = ()     # indices into the model's ordered list of patchable modules
-    modules: tuple[str, ...] = ("attn",)  # SD3: attn (joint); SDXL: attn1 (self) / attn2 (cross)
+    modules: tuple[str, ...] = ("attn",)  # SD3, FLUX: attn; SD3.5: attn / attn2 (image-only); SDXL: attn1 / attn2
     blocks: str = ""                 # only modules whose name starts with this (e.g. "mid_block")
     steps: tuple[float, float] = (0.0, 1.0)  # window of denoising progress step/(N-1), inclusive
     index_base: Literal["image", "text"] = "text"
