@@ -297,3 +297,18 @@ def test_index_text_spec_is_allowed_where_a_bos_exists():
         check_bos("w", spec, "m", {"family": family})
     with pytest.raises(ValueError, match=r"w.index_base: .* m \(flux\) has no BOS key"):
         check_bos("w", spec, "m", {"family": "flux"})
+
+
+def test_families_config_passes_the_checks():
+    """config/families.yaml (not run in CI: it needs the hub weights) loads, and its middle layers
+    are the modules its comments name."""
+    from sinkrepro.architecture import patchable
+    from sinkrepro.config import load_config
+    from test_config import ROOT
+
+    config = load_config(ROOT / "config" / "families.yaml")
+    flux_modules = patchable(config["models"]["flux-schnell"], ("attn",))
+    assert len(flux_modules) == 57 and flux_modules[28] == "single_transformer_blocks.9.attn"
+    assert patchable(config["models"]["sd35-medium"], ("attn",))[12] == "transformer_blocks.12.attn"
+    assert not any(c.get("preset", "").startswith("sa") for name, e in config["experiments"].items()
+                   if e["model"] == "flux-schnell" for c in e.get("conditions", {}).values())
