@@ -297,6 +297,9 @@ def test_index_text_spec_is_allowed_where_a_bos_exists():
         check_bos("w", spec, "m", {"family": family})
     with pytest.raises(ValueError, match=r"w.index_base: .* m \(flux\) has no BOS key"):
         check_bos("w", spec, "m", {"family": "flux"})
+    with pytest.raises(ValueError, match=r"modules=\['attn2'\] of m attend to image tokens only; use modules: \['attn'\]"):
+        check_bos("w", replace(spec, modules=("attn2",)), "m", {"family": "sd35"})
+    check_bos("w", replace(spec, modules=("attn2",)), "m", {"family": "sdxl"})  # SDXL attn2: cross-attention
 
 
 def test_families_config_passes_the_checks():
@@ -312,3 +315,23 @@ def test_families_config_passes_the_checks():
     assert patchable(config["models"]["sd35-medium"], ("attn",))[12] == "transformer_blocks.12.attn"
     assert not any(c.get("preset", "").startswith("sa") for name, e in config["experiments"].items()
                    if e["model"] == "flux-schnell" for c in e.get("conditions", {}).values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_joint_key_order_is_found_in_half_precision_too(sd35, dtype):
+    """The order probe projects one text token alone; in bf16 that rounds differently from the
+    batched projection, and the order must still be found (and a wrong place refused)."""
+    import copy
+
+    from sinkrepro.attention.runtime import joint_text_first
+
+    attn = copy.deepcopy(sd35.transformer.transformer_blocks[0].attn).to(dtype)
+    g = torch.Generator().manual_seed(0)
+    x, c = torch.randn(2, 16, 64, generator=g).to(dtype), torch.randn(2, 9, 64, generator=g).to(dtype)
+    heads = lambda t: t.view(2, -1, 4, 16).transpose(1, 2)  # noqa: E731
+    with torch.no_grad():
+        image, text = heads(attn.to_v(x)), heads(attn.add_v_proj(c))
+        assert joint_text_first(attn, c, torch.cat([image, text], dim=2), 16) is False
+        assert joint_text_first(attn, c, torch.cat([text, image], dim=2), 16) is True
+        with pytest.raises(RuntimeError, match="cannot find the text keys"):
+            joint_text_first(attn, c, torch.cat([image, image], dim=2), 16)

@@ -28,6 +28,7 @@ FAMILY_MODULES = {"sd3": ("attn",), "sd35": ("attn", "attn2"), "flux": ("attn",)
 # Families whose attention keys hold CLIP tokens, so a CLIP BOS key exists. FLUX attends to T5
 # tokens only (its CLIP gives the pooled vector), and T5 has no BOS.
 BOS_FAMILIES = ("sd3", "sd35", "sdxl")
+IMAGE_ONLY_MODULES = {"sd35": ("attn2",), "sdxl": ("attn1",)}  # self-attention over image tokens: no text keys
 SD3_MEDIUM_LAYERS = 24
 SD35_MEDIUM_DUAL = tuple(range(13))
 FLUX1_BLOCKS = (19, 38)  # joint, single-stream
@@ -88,11 +89,18 @@ def patchable(model_cfg: dict, modules, blocks: str = "") -> list[str]:
 
 
 def check_bos(where: str, spec, model_name: str, model_cfg: dict) -> None:
-    """Raise where `spec` edits text keys by index on a family without a CLIP BOS key."""
-    if spec.select == "index" and spec.index_base == "text" and model_cfg["family"] not in BOS_FAMILIES:
+    """Raise where `spec` edits text keys by index (the CLIP BOS) in modules without one."""
+    if spec.select != "index" or spec.index_base != "text":
+        return
+    family = model_cfg["family"]
+    if family not in BOS_FAMILIES:
         raise ValueError(f"{where}.index_base: 'text' counts from the CLIP BOS key (preset sa, sa_value), but "
-                         f"{model_name} ({model_cfg['family']}) has no BOS key: it attends to T5 tokens only and "
-                         "T5 has no BOS; drop this condition for this model, or edit image keys (index_base: image)")
+                         f"{model_name} ({family}) has no BOS key: it attends to T5 tokens only and T5 has no "
+                         "BOS; drop this condition for this model, or edit image keys (index_base: image)")
+    if set(spec.modules) <= set(IMAGE_ONLY_MODULES.get(family, ())):
+        raise ValueError(f"{where}.index_base: 'text' counts from the CLIP BOS key, but modules={list(spec.modules)} "
+                         f"of {model_name} attend to image tokens only; use modules: {list(MEASURE_MODULES[family])} "
+                         "for the BOS key, or index_base: image")
 
 
 def check_layers(where: str, layers, model_name: str, model_cfg: dict, modules, blocks: str = "") -> None:
