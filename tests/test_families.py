@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from sinkrepro.attention import PRESETS, InterventionSpec, attach
+from sinkrepro.attention import PRESETS, InterventionSpec
 from sinkrepro.attention import runtime as runtime_mod
 from sinkrepro.attention.runtime import attention_modules, rotary_text_first
 from sinkrepro.attention.tokens import IMAGE, T5
-from test_attention_pipeline import IDS, PROMPTS, check_against_oracle, generate, run
+from test_attention_pipeline import PROMPTS, check_against_oracle, generate, run
 
 FLUX_CALL = {"max_sequence_length": 16}  # T5 keys per prompt in the FLUX tests
 BOS_PRESETS = ("sa", "sa_value")  # edit the CLIP BOS key: no such key in FLUX
@@ -335,3 +335,29 @@ def test_joint_key_order_is_found_in_half_precision_too(sd35, dtype):
         assert joint_text_first(attn, c, torch.cat([text, image], dim=2), 16) is True
         with pytest.raises(RuntimeError, match="cannot find the text keys"):
             joint_text_first(attn, c, torch.cat([image, image], dim=2), 16)
+
+
+@pytest.mark.parametrize("family", ["sd35", "flux"])
+def test_a_generation_job_runs_on_each_stand_in(family, sd35_dir, flux_dir, tmp_path):
+    """The workflow's shard job (load, sampler arguments, attach, manifest, dynamics) on each family."""
+    import json
+
+    import pandas as pd
+
+    from sinkrepro.generate import ShardJob, run_shard
+
+    model_dir = sd35_dir if family == "sd35" else flux_dir
+    prompts = [dict(prompt_id=f"p{i}", prompt_index=i, prompt=p, category="x") for i, p in enumerate(PROMPTS)]
+    job = ShardJob(model=f"tiny-{family}", family=family, condition="cf-k1", seed=0, seed_scheme="hash",
+                   sampler=dict(steps=2, guidance=0.0 if family == "flux" else 4.5, height=64, width=64,
+                                max_sequence_length=16),
+                   spec=InterventionSpec(**dict(PRESETS["cf"], k=1, layers=(2,))), prompts=prompts,
+                   measure_layers=(1, 2), batch_size=2)
+    manifest = run_shard(job, model_dir, tmp_path / "images", tmp_path / "dynamics.parquet")
+    assert [m["prompt_id"] for m in manifest] == ["p0", "p1"] and all(m["standin"] for m in manifest)
+    assert len((tmp_path / "images" / "manifest.jsonl").read_text().splitlines()) == 2
+    assert json.loads((model_dir / "sinkrepro_standin.json").read_text())["standin"] == f"tiny-{family}"
+    dynamics = pd.read_parquet(tmp_path / "dynamics.parquet")
+    halves = 2 if family == "sd35" else 1
+    assert len(dynamics) == 2 * 2 * halves * 2 * 4  # steps x layers x halves x prompts x heads
+    assert (dynamics.loc[dynamics.layer == 2, "edited_mass"] == 0).all()  # cf's mask leaves no mass
