@@ -204,6 +204,12 @@ def test_empty_edit_and_measuring_are_bit_identical(family, sd35, flux):
     heads = pipe.transformer.config.num_attention_heads
     assert len(rows) == 3 * n * halves * len(PROMPTS) * heads
     assert {r["sink_type"] for r in rows} <= ({"image", "clip", "t5", "pad"} if family == "sd35" else {"image", "t5", "pad"})
+    image_start = 16 if family == "flux" else 0  # FLUX's 16 T5 keys come first
+    for r in rows:  # an image sink's grid position is counted from the first image key (4x4 grid)
+        is_image = image_start <= r["sink_index"] < image_start + 16
+        assert (r["sink_type"] == "image") == is_image == (r["sink_row"] >= 0)
+        if is_image:
+            assert r["sink_row"] * 4 + r["sink_col"] == r["sink_index"] - image_start
     if family == "flux":
         assert all(np.isnan(r["bos_mass"]) for r in rows)
         assert {r["batch_half"] for r in rows} == {"cond"}
