@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
+TEST_WORKERS ?= 2
 CONFIG ?= config/config.yaml
 SNAKEMAKE := HF_HUB_OFFLINE=1 $(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
@@ -34,7 +35,7 @@ verify: install
 	$(VENV)/bin/sinkrepro verify
 
 test: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 lint: install
 	$(SNAKEMAKE) --lint

@@ -7,16 +7,19 @@
     score_fid(scorer_dir, shard_dirs, reference_shard_dirs, out_path, ...)   one row per set pair
 Per-image metrics: clip_t, hps, imagereward, lpips and feat_l2 (the last two need the baseline shard).
 """
-from sinkrepro.scoring.fetch import fetch_scorer_weights
-from sinkrepro.scoring.fid import frechet_distance, score_fid
-from sinkrepro.scoring.jobs import SCORE_COLUMNS, ScoringError, score_shard, score_shard_metrics
-from sinkrepro.scoring.registry import PAIRWISE, PER_IMAGE, load_scorer
-from sinkrepro.scoring.shards import ImageError
-from sinkrepro.scoring.spec import ScorerSpec
-from sinkrepro.scoring.standins import build_standin_scorers
+import importlib
 
-__all__ = [
-    "PAIRWISE", "PER_IMAGE", "SCORE_COLUMNS", "ImageError", "ScorerSpec", "ScoringError",
-    "build_standin_scorers", "fetch_scorer_weights", "frechet_distance", "load_scorer", "score_fid", "score_shard",
-    "score_shard_metrics",
-]
+# Imported on first use: a score job needs neither the fetcher nor FID, a FID job needs no CLIP.
+_HOMES = {
+    "fetch_scorer_weights": "fetch", "frechet_distance": "fid", "score_fid": "fid",
+    "SCORE_COLUMNS": "jobs", "ScoringError": "jobs", "score_shard": "jobs", "score_shard_metrics": "jobs",
+    "PAIRWISE": "registry", "PER_IMAGE": "registry", "load_scorer": "registry", "ImageError": "shards",
+    "ScorerSpec": "spec", "build_standin_scorers": "standins",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -7,8 +7,14 @@ Its BLIP text encoder (ImageReward/models/BLIP/med.py) was written for transform
   - its BertModel calls init_weights() where 5.x needs post_init().
 `install()` restores exactly those names before the package is imported. Scoring never prunes heads
 and never passes a head mask, so those two stand-ins only accept the no-op case.
+The package's __init__ also imports its fine-tuning module (ReFL), which imports diffusers and
+accelerate (about 2 s of CPU in every score job) and which scoring never uses: an empty module
+stands in for it.
 """
 from __future__ import annotations
+
+import sys
+import types
 
 import torch
 
@@ -56,6 +62,7 @@ def install() -> None:
     if not hasattr(PreTrainedModel, "get_head_mask"):
         PreTrainedModel.get_head_mask = _get_head_mask
 
+    sys.modules.setdefault("ImageReward.ReFL", types.ModuleType("ImageReward.ReFL"))
     import ImageReward.models.BLIP.med as med
 
     def init_weights(self):
