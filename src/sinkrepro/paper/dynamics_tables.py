@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..io import write_text
 from ..stats.bootstrap import bootstrap_ci, ratio_statistic, seeded_rng
 from ..stats.config import StatsConfig
+from ..vocab import MEASURE_K, SINK_TYPES, TEXT_TYPES
 from .numbers import is_missing, sig
 from .summarise import mean_ci, require_columns
 from .tables import PaperTable
@@ -36,11 +37,6 @@ TITLES = {
 }
 # Tables that exist only as dynamics tables (Table 16 also has a stats part from scored experiments).
 DYNAMICS_ONLY = ("table1", "table4")
-# The `measure_k` that generation passes to attention.attach (its default): topk_mass sums the
-# 5 largest masses. tests/test_dynamics_tables.py checks it against attach's signature.
-MEASURE_K = 5
-SINK_TYPES = ("image", "clip", "t5", "pad", "text")
-TEXT_TYPES = ("clip", "t5", "pad", "text")
 COMPLETE = "complete (mass exactly 0)"
 NEEDED = ["prompt_id", "seed", "step", "progress", "layer", "top1_mass", "topk_mass", "entropy", "top5_conc",
           "sink_index", "sink_type", "bos_mass", "edited_mass", "model", "condition", "standin"]
