@@ -15,7 +15,7 @@ from scipy import stats as sps
 
 from ..provenance import notice_lines
 from ..stats.config import StatsConfig
-from ..stats.multiplicity import adjust_p
+from ..stats.multiplicity import adjust_p, combine_stats
 from ..stats.paired import tost
 from .numbers import p_value, sig, whole
 
@@ -351,7 +351,7 @@ def write_claims(stats_paths, experiments: list[dict], stats_config: dict | None
     margins from the seed-to-seed noise floor of `baseline_scores` (per-image baseline score files of
     experiments with two or more seeds) where there is one."""
     from ..io import write_text
-    from .tables import combine_stats, read_stats
+    from .tables import read_stats
     cfg = StatsConfig.from_dict(stats_config)
     stats = combine_stats(read_stats(stats_paths), cfg)
     standin = any(e.get("standin") for e in experiments) or bool(

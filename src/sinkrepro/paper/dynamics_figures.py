@@ -15,7 +15,8 @@ import pandas as pd
 from sinkrepro.paper.style import (
     SEQUENTIAL_CMAP, TOKEN_TYPE_COLOURS, Drawn, colour, finish, is_standin, new_figure,
 )
-from sinkrepro.paper.summarise import mean_ci, prompt_level, require_columns
+from sinkrepro.paper.summarise import prompt_level
+from sinkrepro.stats.groups import mean_ci, require_columns
 from sinkrepro.vocab import SINK_TYPES, TEXT_TYPES
 
 DYNAMICS_METRICS = {

@@ -18,7 +18,7 @@ import pandas as pd
 from ..io import write_text
 from ..provenance import notice_lines
 from ..stats.config import StatsConfig
-from ..stats.multiplicity import adjust_p
+from ..stats.multiplicity import combine_stats
 from .numbers import WHOLE_COLUMNS, is_missing, p_value, sig, whole
 from .sidecar import SIDECAR_SUFFIX, csv_text, metadata_text
 
@@ -55,17 +55,6 @@ def stats_tables(experiments: Iterable[dict]) -> list[str]:
     """Table ids this module writes for `experiments`, in paper order."""
     wanted = {t for exp in experiments for t in exp.get("tables", []) if t in TABLES}
     return sorted(wanted, key=lambda t: int(t.removeprefix("table")))
-
-
-def combine_stats(frames: Iterable[pd.DataFrame], cfg: StatsConfig) -> pd.DataFrame:
-    """All experiments' stats rows, with `p_adj_paper` (cfg.across over every primary p)."""
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame()
-    out = pd.concat(frames, ignore_index=True)
-    out["p_adj_paper"] = adjust_p(out["p"], cfg.across) if "p" in out else np.nan
-    out["p_adj_paper_method"] = cfg.across
-    return out
 
 
 # --- building ---------------------------------------------------------------------------------
