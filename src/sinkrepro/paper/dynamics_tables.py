@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..io import write_text
 from ..stats.config import StatsConfig
 from ..stats.dynamics import COMPLETE, NEEDED, reduce_rows, table1_body, table4_body, table16_body
-from .numbers import is_missing, sig
+from .numbers import cell, estimate, interval, is_missing, sig
 from .tables import PaperTable
 
 # table id -> file stem under paper/tables/ (Table 16's stats part is paper/tables/table16.*)
@@ -57,19 +57,16 @@ def dynamics_tables(experiments: Iterable[dict]) -> list[str]:
 
 
 # --- display and captions ---------------------------------------------------------------------
-def _cell(mean, low, high, digits: int = 4) -> str:
-    if is_missing(low) or is_missing(high):
-        return sig(mean, digits)
-    return f"{sig(mean, digits)} [{sig(low, digits)}, {sig(high, digits)}]"
+DIGITS = 4  # significant digits of the dynamics estimates and the reduction factor
 
 
 def _ci_display(body: pd.DataFrame, head: dict[str, str], stats: dict[str, str], tail: dict[str, str]) -> pd.DataFrame:
     """Display frame: head/tail columns as they are, each stat as 'mean [low, high]'."""
-    out = {label: body[col].astype(str) for col, label in head.items()}
+    out = {label: [cell(v, col) for v in body[col]] for col, label in head.items()}
     for col, label in stats.items():
-        out[label] = [_cell(r[col], r[f"{col}_ci_low"], r[f"{col}_ci_high"]) for _, r in body.iterrows()]
+        out[label] = [estimate(r[col], r[f"{col}_ci_low"], r[f"{col}_ci_high"], DIGITS) for _, r in body.iterrows()]
     for col, label in tail.items():
-        out[label] = [v if isinstance(v, str) else sig(v) for v in body[col]]
+        out[label] = [cell(v, col) for v in body[col]]
     return pd.DataFrame(out)
 
 
@@ -130,8 +127,8 @@ def _display(table: str, body: pd.DataFrame) -> pd.DataFrame:
                                "n": "n", "n_seeds": "seeds"},
                         {"baseline_mass": "baseline", "edited_mass": "edited", "retained": "retained"},
                         {"edited_max": "max edited", "zero_share": "rows at 0", "reduction": "reduction"})
-    shown["reduction CI"] = [f"[{sig(r['reduction_ci_low'], 4)}, {sig(r['reduction_ci_high'], 4)}]"
-                             if not is_missing(r["reduction_ci_low"]) else "--" for _, r in body.iterrows()]
+    shown["reduction CI"] = [interval(lo, hi, DIGITS)
+                             for lo, hi in zip(body["reduction_ci_low"], body["reduction_ci_high"])]
     shown["note"] = body["note"].astype(str)
     return shown
 
@@ -148,7 +145,7 @@ def build_dynamics_table(table: str, partials: pd.DataFrame, experiments: list[d
         body = pd.concat([table16_body(partials, e, cfg.ci_level) for e in exps], ignore_index=True)
     else:
         body = pd.concat([table4_body(partials, e, cfg) for e in exps], ignore_index=True)
-        body["reduction"] = [f"{sig(f, 4)}x" if is_missing(r) and not is_missing(f) else r
+        body["reduction"] = [f"{sig(f, DIGITS)}x" if is_missing(r) and not is_missing(f) else r
                              for r, f in zip(body["reduction"], body["reduction_factor"])]
     standin = any(e.get("standin") for e in exps) or bool(partials["standin"].any())
     caption = _caption(table, exps, cfg)
