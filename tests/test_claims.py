@@ -8,9 +8,9 @@ from sinkrepro.paper.claims import (
     ABOUT_6X, CLAIMS, SENSITIVITY, about_6x, margin_needed, p_noninferior, render_claims, resolve_margins,
     seed_noise_floor,
 )
-from sinkrepro.paper.tables import combine_stats
 from sinkrepro.provenance import STANDIN_NOTICE
 from sinkrepro.stats import StatsConfig, analyze_experiment
+from sinkrepro.stats.multiplicity import combine_stats
 from test_stats_analysis import make_experiment, make_scores, prompt_table
 
 CFG = StatsConfig(bootstrap_resamples=500, categories=False)

@@ -1,7 +1,6 @@
 """Dynamics tables (Table 1, Table 4, Table 16 attribution) against direct pandas/scipy oracles."""
 from __future__ import annotations
 
-import inspect
 import runpy
 from pathlib import Path
 
@@ -10,12 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sinkrepro.attention import attach
 from sinkrepro.attention.spec import spec_from_config
 from sinkrepro.paper import dynamics_tables as dt
 from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
 from sinkrepro.stats import StatsConfig
+from sinkrepro.stats import dynamics as sdyn
+from sinkrepro.vocab import MEASURE_K
 
 SCRIPT = Path(__file__).resolve().parents[1] / "workflow" / "scripts" / "paper_dynamics_tables.py"
 PROMPTS = [f"p{i}" for i in range(6)]
@@ -83,7 +83,7 @@ def rows() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def partials(rows) -> pd.DataFrame:
-    return dt.reduce_rows(rows)
+    return sdyn.reduce_rows(rows)
 
 
 def t_summary(values: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
@@ -98,7 +98,7 @@ def per_prompt(frame: pd.DataFrame, by: list[str], values: pd.Series) -> pd.Data
 # --- Table 1 ----------------------------------------------------------------------------------
 def test_table1_matches_direct_pandas_per_layer(rows, partials):
     base = rows[(rows.condition == "base") & rows.prompt_id.isin(PROMPTS)]
-    body = dt.table1_body(partials, make_experiment()).set_index("layer")
+    body = sdyn.table1_body(partials, make_experiment()).set_index("layer")
     checks = {"top1_mass": base.top1_mass, "entropy": base.entropy, "top5_conc": base.top5_conc,
               "bos_mass": base.bos_mass, "share_image": base.sink_type == "image",
               "share_clip": base.sink_type == "clip", "share_t5": base.sink_type == "t5",
@@ -119,7 +119,7 @@ def test_table1_matches_direct_pandas_per_layer(rows, partials):
 def test_table1_concentration_peak(rows, partials):
     base = rows[(rows.condition == "base") & rows.prompt_id.isin(PROMPTS)]
     curve = per_prompt(base, ["layer", "step"], base.top5_conc).groupby(["layer", "step"])["v"].mean()
-    body = dt.table1_body(partials, make_experiment()).set_index("layer")
+    body = sdyn.table1_body(partials, make_experiment()).set_index("layer")
     for layer in (0, 1):
         step = curve.loc[layer].idxmax()
         assert body.loc[layer, "conc_peak_step"] == step
@@ -133,15 +133,15 @@ def test_reduction_is_the_same_whether_shards_are_split(rows, tmp_path):
     base.to_parquet(whole)
     base[base.prompt_id.isin(PROMPTS[:3])].to_parquet(a)
     base[~base.prompt_id.isin(PROMPTS[:3])].to_parquet(b)
-    one = dt.table1_body(dt.read_partials([whole]), make_experiment())
-    two = dt.table1_body(dt.read_partials([a, b]), make_experiment())
+    one = sdyn.table1_body(dt.read_partials([whole]), make_experiment())
+    two = sdyn.table1_body(dt.read_partials([a, b]), make_experiment())
     pd.testing.assert_frame_equal(one, two)
 
 
 # --- Table 16 ---------------------------------------------------------------------------------
 def test_table16_text_vs_image_shares(rows, partials):
     base = rows[(rows.condition == "base") & rows.prompt_id.isin(PROMPTS)]
-    body = dt.table16_body(partials, make_experiment()).set_index("layer")
+    body = sdyn.table16_body(partials, make_experiment()).set_index("layer")
     assert list(body.index) == ["all", "0", "1"]
     text = (base.sink_type != "image").astype(float)
     for layer, frame in (("all", base.assign(layer="all")), ("0", base[base.layer == 0]), ("1", base[base.layer == 1])):
@@ -155,37 +155,33 @@ def test_table16_text_vs_image_shares(rows, partials):
 
 # --- Table 4 ----------------------------------------------------------------------------------
 def test_reference_column_follows_the_preset():
-    assert dt.reference_column(spec("sa"))[0] == "bos_mass"
-    assert dt.reference_column(spec("dsp", k=1))[0] == "top1_mass"
-    assert dt.reference_column(spec("dsp", k=dt.MEASURE_K))[0] == "topk_mass"
-    assert dt.reference_column(spec("dsp", k=3))[0] is None
-    assert dt.reference_column(spec("dsp_random", k=1))[0] is None
-    assert dt.reference_column(spec("cf", k=1))[0] is None  # shared k*H keys: no per-row mass
-    assert dt.reference_column(spec("image_patch0"))[0] is None
-
-
-def test_measure_k_is_what_generation_measures():
-    assert dt.MEASURE_K == inspect.signature(attach).parameters["measure_k"].default
+    assert sdyn.reference_column(spec("sa"))[0] == "bos_mass"
+    assert sdyn.reference_column(spec("dsp", k=1))[0] == "top1_mass"
+    assert sdyn.reference_column(spec("dsp", k=MEASURE_K))[0] == "topk_mass"
+    assert sdyn.reference_column(spec("dsp", k=3))[0] is None
+    assert sdyn.reference_column(spec("dsp_random", k=1))[0] is None
+    assert sdyn.reference_column(spec("cf", k=1))[0] is None  # shared k*H keys: no per-row mass
+    assert sdyn.reference_column(spec("image_patch0"))[0] is None
 
 
 def test_table4_exact_zero_is_complete_not_divided(partials):
-    body = dt.table4_body(partials, make_experiment(), CFG).set_index("condition")
+    body = sdyn.table4_body(partials, make_experiment(), CFG).set_index("condition")
     eta0 = body.loc["sa-eta0"]
-    assert eta0["reduction"] == dt.COMPLETE
+    assert eta0["reduction"] == sdyn.COMPLETE
     assert np.isnan(eta0["reduction_factor"]) and np.isnan(eta0["reduction_ci_low"])
     assert eta0["edited_mass"] == 0.0 and eta0["edited_max"] == 0.0 and eta0["zero_share"] == 1.0
     assert eta0["retained"] == 0.0
     assert eta0["reference"] == "bos_mass"
     # no baseline mass for random keys, but the exact zero is still reported
     rand = body.loc["rand-k1"]
-    assert rand["reference"] == "none" and np.isnan(rand["baseline_mass"]) and rand["reduction"] == dt.COMPLETE
+    assert rand["reference"] == "none" and np.isnan(rand["baseline_mass"]) and rand["reduction"] == sdyn.COMPLETE
 
 
 def test_table4_tiny_nonzero_mass_is_a_finite_ratio(rows):
     tiny = make_rows("sa-eta0", 1, edited=lambda r: np.full(len(r), 1e-12))
-    data = dt.reduce_rows(pd.concat([rows[rows.condition == "base"], tiny]))
-    row = dt.table4_body(data, make_experiment(), CFG).set_index("condition").loc["sa-eta0"]
-    assert row["reduction"] != dt.COMPLETE
+    data = sdyn.reduce_rows(pd.concat([rows[rows.condition == "base"], tiny]))
+    row = sdyn.table4_body(data, make_experiment(), CFG).set_index("condition").loc["sa-eta0"]
+    assert row["reduction"] != sdyn.COMPLETE
     assert np.isfinite(row["reduction_factor"]) and row["reduction_factor"] > 1e9
     assert row["zero_share"] == 0.0
 
@@ -197,7 +193,8 @@ def test_table4_ratio_and_ci_match_a_row_level_oracle(rows, partials):
     paired = edited.merge(base, on=keys, how="inner")
     assert len(paired) == len(edited)
     per = paired.groupby("prompt_id")[["edited_mass", "base", "bos_mass"]].mean()
-    row = dt.table4_body(partials, make_experiment(), CFG).set_index("condition").loc["sa-eta0.5"]
+    body = dt.build_dynamics_table("table4", partials, [make_experiment()], CFG)[0].body
+    row = body.set_index("condition").loc["sa-eta0.5"]
     assert row["n_rows"] == len(edited)
     assert [row["edited_mass"], row["edited_mass_ci_low"], row["edited_mass_ci_high"]] == \
         pytest.approx(t_summary(per["edited_mass"]))
@@ -223,7 +220,7 @@ def test_table4_rejects_partly_edited_cells(rows):
     bad = rows[rows.condition == "sa-eta0.5"].copy()
     bad.loc[bad.index[(bad.layer == 1).to_numpy()][:1], "edited_mass"] = np.nan
     with pytest.raises(ValueError, match="only some heads"):
-        dt.table4_body(dt.reduce_rows(pd.concat([rows[rows.condition == "base"], bad])), make_experiment(), CFG)
+        sdyn.table4_body(sdyn.reduce_rows(pd.concat([rows[rows.condition == "base"], bad])), make_experiment(), CFG)
 
 
 # --- which experiments, errors ----------------------------------------------------------------
@@ -241,13 +238,13 @@ def test_only_measured_experiments_fill_dynamics_tables():
 
 def test_missing_baseline_and_columns_are_named(rows, partials, tmp_path):
     with pytest.raises(ValueError, match="no dynamics rows for its baseline tiny-sd3/base~cfg5"):
-        dt.table1_body(partials, make_experiment(baseline="base~cfg5"))
+        sdyn.table1_body(partials, make_experiment(baseline="base~cfg5"))
     path = tmp_path / "old.parquet"
     rows.drop(columns=["bos_mass"]).to_parquet(path)
     with pytest.raises(ValueError, match=r"old.parquet: missing columns \['bos_mass'\]"):
         dt.read_partials([path])
     with pytest.raises(ValueError, match="sink_type values \\['cls'\\]"):
-        dt.reduce_rows(rows.assign(sink_type="cls"))
+        sdyn.reduce_rows(rows.assign(sink_type="cls"))
 
 
 # --- files and adapter ------------------------------------------------------------------------
@@ -286,14 +283,14 @@ def test_adapter_writes_csv_md_tex(rows, tmp_path, table, stem):
     for part in ("model tiny-sd3", "N=6 prompts (tiny)", "2 seed(s) [0, 1]", f"Table {table[5:]} (reproduction)"):
         assert part in caption
     body = pd.read_csv(csv)
-    expected = dt.build_dynamics_table(table, dt.reduce_rows(rows), [make_experiment()],
+    expected = dt.build_dynamics_table(table, sdyn.reduce_rows(rows), [make_experiment()],
                                        StatsConfig.from_dict({"bootstrap_resamples": 500}))[0].body
     assert list(body.columns) == list(expected.columns) and len(body) == len(expected)
     assert "\\toprule" in tex.read_text() and f"tab:{stem}" in tex.read_text()
     if table == "table4":
         assert "44,059x" in caption and "epsilon artefacts" in caption
         assert "complete (mass exactly 0)" in md.read_text()
-        assert body.set_index("condition").loc["sa-eta0", "reduction"] == dt.COMPLETE
+        assert body.set_index("condition").loc["sa-eta0", "reduction"] == sdyn.COMPLETE
     if table == "table1":
         assert "index-0 (patch 0,0)" in md.read_text() and "CLIP BOS" in md.read_text()
     assert Path(snakemake.log[0]).read_text().split() == list(out.values())

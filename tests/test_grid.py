@@ -7,8 +7,9 @@ import yaml
 from sinkrepro import layout
 from sinkrepro.attention.spec import InterventionSpec, spec_from_config
 from sinkrepro.config import validate_config
-from sinkrepro.grid import PAIRWISE_METRICS, build_grid, condition_id, generator_seed, per_image_metrics
+from sinkrepro.grid import build_grid, condition_id, generator_seed
 from sinkrepro.plan import jobs_per_rule, plan_summary
+from sinkrepro.vocab import PAIRWISE_METRICS, per_image_metrics
 
 PROMPTS = {"p": [{"prompt_id": f"p{i}", "prompt_index": i, "prompt": f"prompt {i}", "category": "colors"}
                  for i in range(10)]}

@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from sinkrepro.paper.tables import build_table, combine_stats, stats_tables, write_tables
+from sinkrepro.paper.tables import build_table, stats_tables, write_tables
 from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
 from sinkrepro.stats import StatsConfig, analyze_experiment
+from sinkrepro.stats.multiplicity import combine_stats
 from test_stats_analysis import make_experiment, make_scores, prompt_table
 
 CFG = StatsConfig(bootstrap_resamples=500)

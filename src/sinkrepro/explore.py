@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 
 from sinkrepro.architecture import FAMILY_MODULES
+from sinkrepro.vocab import MEASURE_K
 
 
 def _common(parser) -> None:
@@ -49,7 +50,7 @@ def _generate(pipe, args, spec, measure_layers=()):
         kwargs["guidance_scale"] = args.guidance
     modules = tuple(args.modules.split(",")) if args.modules else None
     with attach(pipe, spec, prompt_ids=["prompt"], seed=args.seed, num_inference_steps=args.steps,
-                measure_layers=measure_layers, measure_k=args.top if hasattr(args, "top") else 5,
+                measure_layers=measure_layers, measure_k=args.top if hasattr(args, "top") else MEASURE_K,
                 modules=modules, blocks=args.blocks) as handle:
         image = pipe(prompt=[args.prompt], **kwargs).images[0]
     return image, handle

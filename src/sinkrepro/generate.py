@@ -15,6 +15,7 @@ from sinkrepro.grid import generator_seed
 from sinkrepro.io import atomic_dir, sha256_bytes, write_jsonl, write_parquet
 from sinkrepro.architecture import MEASURE_MODULES
 from sinkrepro.models.load import is_standin, load_pipeline
+from sinkrepro.vocab import DYNAMICS_COLUMNS
 
 MANIFEST = "manifest.jsonl"
 
@@ -122,8 +123,7 @@ def run_shard(job: ShardJob, model_dir: str | Path, out_dir: str | Path, dynamic
                     "steps": job.sampler["steps"], "guidance": job.sampler["guidance"],
                 })
         write_jsonl(tmp / MANIFEST, manifest)
-    frame = pd.DataFrame(dynamics)
-    if len(frame):
-        frame = frame.assign(model=job.model, condition=job.condition, standin=standin)
+    frame = pd.DataFrame(dynamics, columns=list(DYNAMICS_COLUMNS))
+    frame = frame.assign(model=job.model, condition=job.condition, standin=standin)
     write_parquet(dynamics_path, frame)
     return manifest

@@ -11,15 +11,11 @@ import json
 from dataclasses import dataclass, field, replace
 
 from sinkrepro.attention.spec import InterventionSpec, preset_name, spec_from_config
+from sinkrepro.vocab import PAIRWISE_METRICS, per_image_metrics
 
 SAMPLER_KEYS = ("steps", "guidance", "height", "width", "scheduler", "max_sequence_length")
 SAMPLER_TAGS = {"steps": "steps", "guidance": "cfg", "height": "h", "width": "w", "scheduler": "",
                 "max_sequence_length": "seq"}
-SCORE_METRICS = ("clip_t", "hps", "imagereward", "lpips", "feat_l2")  # per image; "fid" is per set
-PAIRWISE_METRICS = ("lpips", "feat_l2")  # each image against its baseline partner
-# A metric named in an experiment, and the per-image score files it needs.
-PER_IMAGE = {"clip_t": ("clip_t",), "hps": ("hps",), "imagereward": ("imagereward",), "lpips": ("lpips",),
-             "fid": ("feat_l2",)}  # FID also gets the paired per-image feature distance
 SCORER_OF = {"feat_l2": "fid"}      # feat_l2 uses the FID feature extractor
 SAMPLER_DEFAULTS = {"scheduler": "default"}  # what a model's sampler means when it leaves a key out
 
@@ -30,10 +26,6 @@ def generator_seed(seed: int, prompt_id: str, prompt_index: int, scheme: str) ->
         return seed + prompt_index
     digest = hashlib.sha256(f"{seed}/{prompt_id}".encode()).hexdigest()
     return int(digest[:15], 16)
-
-
-def per_image_metrics(metrics) -> list[str]:
-    return [m for name in metrics for m in PER_IMAGE[name]]
 
 
 def _fmt(value) -> str:

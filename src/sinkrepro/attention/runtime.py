@@ -40,6 +40,7 @@ from sinkrepro.attention.processor import KeyEditProcessor, sdpa_arguments
 from sinkrepro.attention.seeding import control_seed, cpu_generator
 from sinkrepro.attention.spec import InterventionSpec
 from sinkrepro.attention.tokens import KeyLayout, build_layout
+from sinkrepro.vocab import MEASURE_K
 
 STEP_TOL = 1e-9
 # The FLUX pipeline hands its transformer timestep / 1000 (the transformer multiplies it back).
@@ -377,7 +378,7 @@ def _denoiser(pipe):
 
 @contextmanager
 def attach(pipe, spec: InterventionSpec, *, prompt_ids: list[str], seed: int, num_inference_steps: int,
-           measure_layers: tuple[int, ...] = (), measure_k: int = 5,
+           measure_layers: tuple[int, ...] = (), measure_k: int = MEASURE_K,
            modules: Optional[tuple[str, ...]] = None, blocks: Optional[str] = None) -> Iterator[AttachHandle]:
     """Patch `pipe` for one call: edit per `spec`, record sink statistics on `measure_layers`.
 

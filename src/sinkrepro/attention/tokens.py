@@ -12,8 +12,9 @@ from typing import Optional, Sequence
 
 import torch
 
-REGIONS = ("image", "clip", "t5", "text")  # region codes 0..3; "text" = text of unknown encoder
-IMAGE, CLIP, T5, TEXT = range(4)
+from sinkrepro.vocab import PAD, REGIONS
+
+IMAGE, CLIP, T5, TEXT = range(len(REGIONS))  # region codes: indices into REGIONS
 
 
 @dataclass
@@ -48,7 +49,7 @@ class KeyLayout:
         """Token type ("image" | "clip" | "t5" | "text" | "pad") of keys[i] in batch row batch_rows[i]."""
         region = self.region[batch_rows, keys].tolist()
         pad = self.is_pad[batch_rows, keys].tolist()
-        return ["pad" if p else REGIONS[r] for r, p in zip(region, pad)]
+        return [PAD if p else REGIONS[r] for r, p in zip(region, pad)]
 
     def position(self, key: int) -> tuple[int, int]:
         """(row, col) of an image key in the patch grid; (-1, -1) for text or an unknown grid."""

@@ -15,7 +15,7 @@ from sinkrepro.paper.numbers import is_missing, whole
 from sinkrepro.paper.style import (
     MARKERS, Drawn, colour, finish, is_standin, legend_entries, metric_label, metric_order, new_figure,
 )
-from sinkrepro.paper.summarise import require_columns
+from sinkrepro.stats.groups import require_columns
 
 GENEVAL_ORDER = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 SAMPLER_FAMILIES = {"guidance": "CFG", "steps": "steps", "scheduler": "sampler", "sampler": "sampler"}

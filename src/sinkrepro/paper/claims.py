@@ -15,9 +15,9 @@ from scipy import stats as sps
 
 from ..provenance import notice_lines
 from ..stats.config import StatsConfig
-from ..stats.multiplicity import adjust_p
+from ..stats.multiplicity import adjust_p, combine_stats
 from ..stats.paired import tost
-from .numbers import p_value, sig, whole
+from .numbers import cell, sig, whole
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run in this config"
 # "About 6x": within a factor 1.5 of 6, i.e. [4, 9]; the paper's own ratios (6.5 at k=1, 4.2 at k=5) lie inside.
@@ -289,20 +289,12 @@ EVIDENCE_COLUMNS = [("experiment", "experiment"), ("condition", "condition"), ("
                     ("p_t_1s", "p one-sided (harm)"), ("margin", "margin"), ("p_noninferior", "p non-inferior"),
                     ("margin_needed", "non-inferior for margins above"),
                     ("ci_contains_zero", "paper's rule: CI vs 0"), ("verdict", "row verdict")]
-P_COLUMNS = {"p_t_1s", "p_noninferior"}
-SIGNED = {"mean", "ci_low", "ci_high"}
 
 
 def _cell(v, column: str) -> str:
     if column == "ci_contains_zero" and isinstance(v, (bool, np.bool_)):
         return "contains 0 (no effect)" if v else "excludes 0 (effect)"
-    if column in P_COLUMNS:
-        return p_value(v)
-    if column in ("k", "n", "n_seeds"):
-        return whole(v)
-    if isinstance(v, str):
-        return v
-    return sig(v, 3, signed=column in SIGNED)
+    return cell(v, column)
 
 
 def _sensitivity(claim: Claim, stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> list[str]:
@@ -351,7 +343,7 @@ def write_claims(stats_paths, experiments: list[dict], stats_config: dict | None
     margins from the seed-to-seed noise floor of `baseline_scores` (per-image baseline score files of
     experiments with two or more seeds) where there is one."""
     from ..io import write_text
-    from .tables import combine_stats, read_stats
+    from .tables import read_stats
     cfg = StatsConfig.from_dict(stats_config)
     stats = combine_stats(read_stats(stats_paths), cfg)
     standin = any(e.get("standin") for e in experiments) or bool(

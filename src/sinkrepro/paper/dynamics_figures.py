@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from sinkrepro.paper.style import (
-    SEQUENTIAL_CMAP, TEXT_TYPES, TOKEN_TYPE_COLOURS, TOKEN_TYPE_ORDER, Drawn, colour, finish,
-    is_standin, new_figure,
+    SEQUENTIAL_CMAP, TOKEN_TYPE_COLOURS, Drawn, colour, finish, is_standin, new_figure,
 )
-from sinkrepro.paper.summarise import mean_ci, prompt_level, require_columns
+from sinkrepro.paper.summarise import prompt_level
+from sinkrepro.stats.groups import mean_ci, require_columns
+from sinkrepro.vocab import SINK_TYPES, TEXT_TYPES
 
 DYNAMICS_METRICS = {
     "top1_mass": "max incoming mass",
@@ -104,8 +105,8 @@ def type_shares(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def _type_order(types) -> list[str]:
-    known = [t for t in TOKEN_TYPE_ORDER if t in set(types)]
-    return known + sorted(set(types) - set(TOKEN_TYPE_ORDER))
+    known = [t for t in SINK_TYPES if t in set(types)]
+    return known + sorted(set(types) - set(SINK_TYPES))
 
 
 def plot_sink_position(rows: pd.DataFrame, layers: Sequence[int] | None = None,

@@ -15,7 +15,7 @@ from sinkrepro.paper.numbers import p_value, sig
 from sinkrepro.paper.style import (
     HEIGHT_IN, MARKERS, Drawn, colour, finish, is_standin, legend_entries, metric_label, metric_order, new_figure,
 )
-from sinkrepro.paper.summarise import require_columns
+from sinkrepro.stats.groups import require_columns
 
 EFFECT_KINDS = ("delta", "delta_delta")
 KIND_SYMBOL = {"delta": "Δ", "delta_delta": "ΔΔ"}

@@ -1,5 +1,5 @@
-"""How every number meant for a human is printed: by significant digits, never a fixed number of
-decimals that would turn a small real value into 0."""
+"""How every number meant for a human is printed (tables, dynamics tables, claims): by significant
+digits, never a fixed number of decimals that would turn a small real value into 0."""
 from __future__ import annotations
 
 import math
@@ -58,3 +58,35 @@ def whole(value) -> str:
 # Columns that hold counts, seeds, k or layer indices: printed and stored whole.
 WHOLE_COLUMNS = frozenset({"seed", "reference_seed", "k", "n", "n_seeds", "n_images", "n_pairs", "n_excluded",
                            "n_unpaired", "layer", "n_sinks", "step", "rank", "x"})
+# Differences and their bounds: printed with a sign.
+SIGNED_COLUMNS = frozenset({"delta", "delta_delta", "delta_condition", "delta_control", "mean", "ci_low", "ci_high",
+                            "dz"})
+P_COLUMNS = frozenset({"p_t", "p_t_1s", "p_w", "p_adj_family", "p_adj_paper", "p_tost", "lmm_p", "p_noninferior"})
+
+
+def cell(value, column: str = "") -> str:
+    """One displayed cell of `column`: text as it is, p-values to 2 significant digits, counts whole,
+    differences signed, every other number to 3 significant digits."""
+    if isinstance(value, str):
+        return value
+    if is_missing(value) or isinstance(value, (bool, np.bool_)):
+        return sig(value)
+    if column in P_COLUMNS:
+        return p_value(value)
+    if column in WHOLE_COLUMNS:
+        return whole(value)
+    return sig(value, 3, signed=column in SIGNED_COLUMNS)
+
+
+def interval(low, high, digits: int = 3) -> str:
+    """'[low, high]'; '--' when a bound is missing."""
+    if is_missing(low) or is_missing(high):
+        return MISSING
+    return f"[{sig(low, digits)}, {sig(high, digits)}]"
+
+
+def estimate(mean, low, high, digits: int = 3) -> str:
+    """'mean [low, high]', or the mean alone when a bound is missing."""
+    if is_missing(low) or is_missing(high):
+        return sig(mean, digits)
+    return f"{sig(mean, digits)} {interval(low, high, digits)}"

@@ -21,7 +21,8 @@ from PIL import Image
 from sinkrepro.io import read_jsonl
 from sinkrepro.paper.numbers import sig
 from sinkrepro.paper.style import FONT_SIZE, Drawn, finish, is_standin, new_figure
-from sinkrepro.paper.summarise import paired_deltas, require_columns
+from sinkrepro.paper.summarise import paired_deltas
+from sinkrepro.stats.groups import require_columns
 
 GROUPS = {
     "A": "high LPIPS, stable CLIP-T",

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure  # no pyplot: no global figure registry, no
 
 from sinkrepro.io import atomic_path
 from sinkrepro.provenance import STANDIN_NOTICE
+from sinkrepro.vocab import SINK_TYPES
 
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -45,9 +46,7 @@ RC = {
 }
 
 # The colour of a token type, fixed across every figure that shows sink positions.
-TOKEN_TYPE_ORDER = ("image", "clip", "t5", "pad", "text")
-TEXT_TYPES = ("clip", "t5", "pad", "text")
-TOKEN_TYPE_COLOURS = dict(zip(TOKEN_TYPE_ORDER, (PALETTE[0], PALETTE[1], PALETTE[2], "#999999", PALETTE[3])))
+TOKEN_TYPE_COLOURS = dict(zip(SINK_TYPES, (PALETTE[0], PALETTE[1], PALETTE[2], "#999999", PALETTE[3])))
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
 
 from ..io import write_text
 from ..provenance import notice_lines
 from ..stats.config import StatsConfig
-from ..stats.multiplicity import adjust_p
-from .numbers import WHOLE_COLUMNS, is_missing, p_value, sig, whole
+from ..stats.multiplicity import combine_stats
+from .numbers import cell
 from .sidecar import SIDECAR_SUFFIX, csv_text, metadata_text
 
 
@@ -55,17 +54,6 @@ def stats_tables(experiments: Iterable[dict]) -> list[str]:
     """Table ids this module writes for `experiments`, in paper order."""
     wanted = {t for exp in experiments for t in exp.get("tables", []) if t in TABLES}
     return sorted(wanted, key=lambda t: int(t.removeprefix("table")))
-
-
-def combine_stats(frames: Iterable[pd.DataFrame], cfg: StatsConfig) -> pd.DataFrame:
-    """All experiments' stats rows, with `p_adj_paper` (cfg.across over every primary p)."""
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame()
-    out = pd.concat(frames, ignore_index=True)
-    out["p_adj_paper"] = adjust_p(out["p"], cfg.across) if "p" in out else np.nan
-    out["p_adj_paper_method"] = cfg.across
-    return out
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -223,23 +211,6 @@ class PaperTable:
                 f"\\caption{{{_tex(self.caption)}}}\n\\label{{tab:{self.table}}}\n"
                 f"\\resizebox{{\\textwidth}}{{!}}{{%\n\\begin{{tabular}}{{{cols}}}\n\\toprule\n{head}\n\\midrule\n"
                 f"{lines}\n\\bottomrule\n\\end{{tabular}}}}\n\\end{{table}}\n")
-
-
-# Differences (signed) and plain estimates; everything else numeric is a p-value, a count or text.
-SIGNED = {"delta", "delta_delta", "delta_condition", "delta_control", "ci_low", "ci_high", "dz"}
-P_COLUMNS = {"p_t", "p_t_1s", "p_w", "p_adj_family", "p_adj_paper", "p_tost", "lmm_p", "p_noninferior"}
-
-
-def cell(value, column: str) -> str:
-    """One displayed cell: p-values to 2 significant digits, differences signed, counts whole,
-    every other number to 3 significant digits."""
-    if isinstance(value, (float, np.floating)) and not is_missing(value):
-        if column in P_COLUMNS:
-            return p_value(value)
-        if column in WHOLE_COLUMNS:
-            return whole(value)
-        return sig(value, 3, signed=column in SIGNED)
-    return sig(value) if not isinstance(value, str) else value
 
 
 def display(body: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import importlib
 _HOMES = {
     "fetch_scorer_weights": "fetch", "frechet_distance": "fid", "score_fid": "fid",
     "SCORE_COLUMNS": "jobs", "ScoringError": "jobs", "score_shard": "jobs", "score_shard_metrics": "jobs",
-    "PAIRWISE": "registry", "PER_IMAGE": "registry", "load_scorer": "registry", "ImageError": "shards",
+    "SCORERS": "registry", "load_scorer": "registry", "ImageError": "shards",
     "ScorerSpec": "spec", "build_standin_scorers": "standins",
 }
 __all__ = sorted(_HOMES)

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from sinkrepro.io import write_parquet
-from sinkrepro.scoring.registry import PAIRWISE, Scorer, load_scorer
+from sinkrepro.scoring.registry import Scorer, load_scorer
 from sinkrepro.scoring.shards import Entry, ImageError, load_image, pair_with_reference, read_manifest
+from sinkrepro.vocab import PAIRWISE_METRICS
 
 SCORE_COLUMNS = [
     "metric", "value", "model", "condition", "seed", "prompt_id", "category", "generator_seed", "file",
@@ -98,7 +99,7 @@ def score_shard(metric: str, scorer_dir, shard_dir, out_path=None, *, reference_
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
     entries = own_entries(read_manifest(shard_dir), prompt_ids, shard_dir)
-    pairwise = metric in PAIRWISE
+    pairwise = metric in PAIRWISE_METRICS
     refs, by_ref = None, {}
     if pairwise:
         if reference_shard_dir is None:
@@ -151,7 +152,7 @@ def score_shard_metrics(metrics: dict[str, dict], scorer_dirs: dict[str, str], s
     if not metrics:
         raise ValueError(f"{shard_dir}: no metrics to score")
     frames = [score_shard(metric, scorer_dirs[metric], shard_dir, device=device,
-                          reference_shard_dir=reference_shard_dirs if metric in PAIRWISE else None,
+                          reference_shard_dir=reference_shard_dirs if metric in PAIRWISE_METRICS else None,
                           batch_size=int(opts.get("batch_size", 16)), tolerance=opts.get("tolerance"),
                           prompt_ids=opts.get("prompt_ids"))
               for metric, opts in metrics.items()]

@@ -9,7 +9,7 @@ import torch
 from sinkrepro.scoring.spec import ScorerSpec
 
 # per-image metric -> (module, class, metric its scorer directory must hold)
-PER_IMAGE = {
+SCORERS = {
     "clip_t": ("sinkrepro.scoring.clip", "ClipTScorer", "clip_t"),
     "hps": ("sinkrepro.scoring.clip", "HpsScorer", "hps"),
     "imagereward": ("sinkrepro.scoring.imagereward", "ImageRewardScorer", "imagereward"),
@@ -17,7 +17,6 @@ PER_IMAGE = {
     # paired Inception-feature L2 to the baseline image; uses the FID scorer's feature extractor
     "feat_l2": ("sinkrepro.scoring.fid", "FeatureDistanceScorer", "fid"),
 }
-PAIRWISE = ("lpips", "feat_l2")
 
 
 class Scorer:
@@ -34,9 +33,9 @@ class Scorer:
 
 
 def load_scorer(metric: str, scorer_dir, device: str = "cpu") -> Scorer:
-    if metric not in PER_IMAGE:
-        raise ValueError(f"unknown per-image metric {metric!r}; choose one of {sorted(PER_IMAGE)} (FID: score_fid)")
-    module, cls_name, dir_metric = PER_IMAGE[metric]
+    if metric not in SCORERS:
+        raise ValueError(f"unknown per-image metric {metric!r}; choose one of {sorted(SCORERS)} (FID: score_fid)")
+    module, cls_name, dir_metric = SCORERS[metric]
     spec = ScorerSpec.load(scorer_dir)
     if spec.metric != dir_metric:
         raise ValueError(f"{scorer_dir} holds a {spec.metric!r} scorer; metric {metric!r} needs a {dir_metric!r} one")

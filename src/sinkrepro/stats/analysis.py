@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from sinkrepro.grid import per_image_metrics
+from sinkrepro.vocab import SET_LEVEL_METRICS, per_image_metrics
 
 from .bootstrap import ratio_statistic
 from .config import StatsConfig
@@ -18,7 +18,6 @@ from .multiplicity import adjust_p
 from .paired import NAN, ci_columns, difference_battery
 from .pairing import Paired, clean_scores, own_rows, pair_values, per_prompt_matrix, prompt_slopes
 
-SET_LEVEL_METRICS = ("fid",)
 PAPER_DOSES = (10.0, 50.0)  # the paper's two-dose contrast (compute_dose_trend: k50 vs k10)
 
 

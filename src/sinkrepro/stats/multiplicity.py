@@ -1,7 +1,12 @@
 """Multiple-comparison adjustment of p-values; NaN entries stay NaN and are not counted."""
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
+import pandas as pd
+
+from .config import StatsConfig
 
 
 def adjust_p(p, method: str) -> np.ndarray:
@@ -31,4 +36,15 @@ def adjust_p(p, method: str) -> np.ndarray:
     else:
         raise ValueError(f"multiplicity method {method!r}; choose one of holm, bonferroni, fdr_bh, none")
     out[ok] = adj
+    return out
+
+
+def combine_stats(frames: Iterable[pd.DataFrame], cfg: StatsConfig) -> pd.DataFrame:
+    """All experiments' stats rows, with `p_adj_paper` (cfg.across over every primary p)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out["p_adj_paper"] = adjust_p(out["p"], cfg.across) if "p" in out else np.nan
+    out["p_adj_paper_method"] = cfg.across
     return out
