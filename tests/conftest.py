@@ -77,17 +77,3 @@ def reference(runs):
     """The uninterrupted mini run; tests must not change its files."""
     return runs.reference
 
-
-# ---- two workers (`make test` runs pytest-xdist with --dist loadgroup) ------------------------------
-# A worker runs whole groups: each module is one group (its module fixtures are built once), and the
-# tests that read one of the session runs above share that run's group. The twin's module, the
-# longest group, is queued first so the other worker works through everything else beside it.
-SHARED_RUNS = ("reproduced", "runs")
-LONGEST = "test_twin"
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        run = next((name for name in SHARED_RUNS if name in item.fixturenames), None)
-        item.add_marker(pytest.mark.xdist_group(run or item.module.__name__))
-    items.sort(key=lambda item: item.module.__name__ != LONGEST)
