@@ -32,7 +32,7 @@ plan: install
 
 # Every image against its manifest, every score row against its image (docs/reliability.md).
 verify: install
-	$(VENV)/bin/sinkrepro verify
+	$(VENV)/bin/sinkrepro verify --config $(CONFIG)
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
