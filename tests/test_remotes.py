@@ -69,7 +69,7 @@ def answers(port: int) -> bool:
         return True
 
 
-def stop(pid: int, grace: float = 10) -> None:
+def stop(pid: int, grace: float = 5) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds (weed may ignore SIGTERM)."""
     try:
         os.kill(pid, signal.SIGTERM)
@@ -168,7 +168,7 @@ def seaweed(tmp_path_factory):
                "env": {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret},
                "sockets": listening_on(proc.pid)}
     finally:
-        stop(proc.pid)
+        stop(proc.pid, grace=2)  # weed ignores SIGTERM for 15 s and more; its data is scratch
         proc.wait(timeout=30)
         log.close()
 

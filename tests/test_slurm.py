@@ -2,9 +2,11 @@
 fake GPUs): the tiny config of test_dvc.py through the slurm-gres and the slurm workflow profiles,
 scaled to the node (tests/cluster/loopback_profile.py), byte-identical to the local run.
 
-Cheap by design: the weights come from the local run (as `make pull` would bring them), the
-slurm-gres run builds the tables (images, scores, stats, tables: four DAG levels), and at the same
-time the slurm run generates one shard. Skipped, with the reason, where SLURM can't run (not root, binaries missing)."""
+Cheap by design (each DAG level on SLURM costs 12-33 s of status polling): the weights come from
+the local run (as `make pull` would bring them); the slurm-gres run makes the prompt table, the
+images and the scores (two levels), and the tables are then built from those scores locally; at
+the same time the slurm run generates one shard. Skipped, with the reason, where SLURM can't run
+(not root, binaries missing)."""
 import hashlib
 import os
 import re
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sinkrepro import layout
 from test_dvc import TINY_CONFIG, built_paper
 
 pytestmark = pytest.mark.slow
@@ -74,6 +77,11 @@ def md5s(root: Path, rels) -> dict:
             if not p.name.startswith(".snakemake")}
 
 
+def run_env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def start_profile(work: Path, reference: Path, profile: str, *targets: str) -> subprocess.Popen:
     """Start `targets` of the tiny config (device: auto, so GPU rules claim a GPU) through a loopback
     copy of `profile` in `work`, with the reference run's weights; the log goes to work/run.log."""
@@ -84,13 +92,11 @@ def start_profile(work: Path, reference: Path, profile: str, *targets: str) -> s
     (work / "tiny.yaml").write_text(TINY_CONFIG.replace("\ndevice: cpu\n", "\ndevice: auto\n"))
     subprocess.run([sys.executable, str(CLUSTER / "loopback_profile.py"), str(ROOT / "workflow/profiles" / profile),
                     str(work / "profile")], check=True, timeout=60)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     with open(work / "run.log", "w") as log:
         return subprocess.Popen(["timeout", "-k", "10", str(RUN_TIMEOUT), sys.executable, "-m", "snakemake", *targets,
                                  "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(work), "--workflow-profile",
                                  str(work / "profile"), "--configfile", str(work / "tiny.yaml")],
-                                cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=work, env=run_env(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def slurm_jobs(log: str) -> dict[str, str]:
@@ -116,10 +122,12 @@ def task_gpus(stack: Path) -> dict[str, set]:
 
 @pytest.fixture(scope="module")
 def runs(cluster, tmp_path_factory):
-    """Both profiles at once on the one cluster: slurm-gres builds the tables, slurm the base images."""
+    """Both profiles at once on the one cluster: slurm-gres makes the prompt table, images and scores
+    (then the tables are built from them here, locally), slurm the base images."""
     reference = built_paper(tmp_path_factory)
     base = tmp_path_factory.mktemp("slurm-runs")
-    targets = {"slurm-gres": ["paper_tables"], "slurm": [f"results/images/{BASE_SHARD}"]}
+    targets = {"slurm-gres": ["scores", layout.PROMPT_TABLE.format(prompt_set="tiny")],
+               "slurm": [f"results/images/{BASE_SHARD}"]}
     procs = {}
     try:
         for profile, target in targets.items():
@@ -132,7 +140,13 @@ def runs(cluster, tmp_path_factory):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    return {"reference": reference, **{p: (base / p, (base / p / "run.log").read_text()) for p in targets}}
+    tables = subprocess.run([sys.executable, "-m", "snakemake", "paper_tables", "--cores", "2", "-s",
+                             str(ROOT / "workflow" / "Snakefile"), "-d", str(base / "slurm-gres"), "--configfile",
+                             str(base / "slurm-gres" / "tiny.yaml")], env=run_env(), capture_output=True, text=True,
+                            timeout=RUN_TIMEOUT)
+    assert tables.returncode == 0, tables.stdout[-3000:] + tables.stderr[-3000:]
+    return {"reference": reference, "tables_log": tables.stdout + tables.stderr,
+            **{p: (base / p, (base / p / "run.log").read_text()) for p in targets}}
 
 
 def test_every_daemon_listens_on_loopback_only(cluster):
@@ -162,7 +176,8 @@ def test_jobs_ran_through_sbatch_and_gpu_jobs_saw_a_gpu(runs, cluster, profile, 
 
 def test_slurm_gres_run_matches_the_local_run_byte_for_byte(runs):
     work, log = runs["slurm-gres"]
-    assert {"generate", "score", "stats", "paper_tables"} <= set(slurm_jobs(log).values())
+    assert sorted(set(slurm_jobs(log).values())) == ["generate", "prompt_table", "score"]
+    assert re.findall(r"^(?:local)?rule (\w+):", runs["tables_log"], re.M) == ["stats", "paper_tables"]
     outputs = ("results/images", "results/scores", "paper/tables")
     built, local = md5s(work, outputs), md5s(runs["reference"], outputs)
     assert any(p.endswith(".png") for p in built) and any(p.startswith("paper/tables/") for p in built)
