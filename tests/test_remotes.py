@@ -171,6 +171,10 @@ def seaweed(tmp_path_factory):
         stop(proc.pid, grace=2)  # weed ignores SIGTERM for 15 s and more; its data is scratch
         proc.wait(timeout=30)
         log.close()
+        ours = {str(p + offset) for p in ports.values() for offset in (0, 10000)}
+        for sock in Path("/tmp").glob("seaweedfs-*.sock"):  # weed's unix sockets, named by port
+            if sock.stem.rsplit("-", 1)[-1] in ours:
+                sock.unlink()
 
 
 def run(repo: Path, env: dict, *cmd: str) -> str:
