@@ -10,12 +10,13 @@ SNAKEMAKE := HF_HUB_OFFLINE=1 $(VENV)/bin/snakemake --cores $(CORES) --configfil
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: envs/torch.txt envs/core.txt envs/nodeps.txt pyproject.toml
+$(VENV)/.installed: envs/torch.txt envs/core.txt envs/nodeps.txt envs/test.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -r envs/torch.txt
 	$(PY) -m pip install -q -r envs/core.txt
 	$(PY) -m pip install -q --no-deps -r envs/nodeps.txt
+	$(PY) -m pip install -q -r envs/test.txt
 	$(PY) -m pip install -q --no-deps -e . --config-settings editable_mode=compat
 	$(PY) -m sinkrepro.envfix
 	touch $@
@@ -31,7 +32,7 @@ plan: install
 
 # Every image against its manifest, every score row against its image (docs/reliability.md).
 verify: install
-	$(VENV)/bin/sinkrepro verify
+	$(VENV)/bin/sinkrepro verify --config $(CONFIG)
 
 # Two pytest processes side by side: the paper twin's end-to-end run (tests/test_twin.py, about half
 # of the suite's time, one process) and everything else; its output follows the rest's.

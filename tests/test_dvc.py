@@ -122,11 +122,18 @@ def jobs_run(log: str) -> set[str]:
     return set(re.findall(r"^(?:local)?rule (\w+):", log, re.M))
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """Repo `a` built through DVC and pushed to a local remote; `b` a fresh clone of it, pulled."""
+_BUILT: dict = {}
+
+
+def built_repo(tmp_path_factory) -> dict:
+    """Repo `a`: a copy of this checkout with the tiny config, its shared stages built through DVC and
+    pushed to a local remote, committed. Built once per session: the remote and SLURM tests
+    (test_remotes.py, test_slurm.py) push it elsewhere and compare against it."""
+    key = tmp_path_factory.getbasetemp()
+    if key in _BUILT:
+        return _BUILT[key]
     base = tmp_path_factory.mktemp("sharing")
-    a, b = base / "a", base / "b"
+    a = base / "a"
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):
@@ -142,9 +149,25 @@ def shared(tmp_path_factory):
     push_log = py(a, "sinkrepro.sharing", "push")
     run(a, "git", "add", "dvc.lock")
     run(a, "git", "commit", "-qm", "outputs")
-    run(base, "git", "clone", "-q", str(a), str(b))
+    _BUILT[key] = {"base": base, "a": a, "push_log": push_log}
+    return _BUILT[key]
+
+
+def built_paper(tmp_path_factory) -> Path:
+    """Repo `a` with its paper (stats, tables, figures) built too: the local reference run."""
+    a = built_repo(tmp_path_factory)["a"]
+    py(a, "dvc", "repro", "paper")
+    return a
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """Repo `a` (built_repo); `b` a fresh clone of it, pulled."""
+    built = built_repo(tmp_path_factory)
+    b = built["base"] / "b"
+    run(built["base"], "git", "clone", "-q", str(built["a"]), str(b))
     pull_log = py(b, "sinkrepro.sharing", "pull")
-    return {"a": a, "b": b, "push_log": push_log, "pull_log": pull_log}
+    return {**built, "b": b, "pull_log": pull_log}
 
 
 @pytest.mark.slow

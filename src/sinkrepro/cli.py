@@ -36,7 +36,7 @@ def cmd_fetch_prompts(args) -> int:
 def cmd_verify(args) -> int:
     from sinkrepro.verify import format_report, verify
 
-    report = verify(args.root)
+    report = verify(args.root, args.config)
     print(format_report(report, args.root))
     return 0 if report.ok else 1
 
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("verify", help="check every image against its manifest and every score row against "
                                           "its image; name changed files and the outputs built from them")
     check.add_argument("--root", default=".", help="the directory holding results/ (default: here)")
+    check.add_argument("--config", help="also check that this config (relative to --root) is the one "
+                                        "paper/provenance.json records, runtime knobs aside")
     check.set_defaults(func=cmd_verify)
     from sinkrepro import explore
 

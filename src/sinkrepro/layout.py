@@ -32,6 +32,7 @@ STATS_CSV = "results/stats/{experiment}.csv"
 TABLE = "paper/tables/{table}.{ext}"
 FIGURE = "paper/figures/{experiment}/{figure}.{ext}"
 CLAIMS = "paper/claims.md"
+PROVENANCE = "paper/provenance.json"
 FIGURE_FORMATS = ("png", "pdf")
 
 DYNAMICS_FIGURES = ("curves", "position", "attribution")
@@ -261,3 +262,28 @@ def paper_outputs(grid: Grid) -> list[str]:
     """Everything `rule all` asks for: tables, claims, figures."""
     figures = [f for exp in grid.experiments.values() for f in figure_files(exp)]
     return table_files(grid) + [CLAIMS] + figures
+
+
+def paper_inputs(grid: Grid) -> dict[str, list[str]]:
+    """Each table and figure file -> the files and shard directories its job reads (the paper rules'
+    inputs), for paper/provenance.json."""
+    from sinkrepro.paper.dynamics_tables import OUTPUT_STEMS, dynamics_tables
+    from sinkrepro.paper.tables import FORMATS
+
+    stats = [STATS.format(experiment=name) for name in scored_experiments(grid)]
+    inputs = {TABLE.format(table=t, ext=ext): stats for t in stats_table_names(grid) for ext in FORMATS}
+    for table in dynamics_tables(grid.experiments.values()):
+        files = dynamics_table_inputs(grid, table)
+        inputs |= {TABLE.format(table=OUTPUT_STEMS[table], ext=ext): files for ext in FORMATS}
+    for exp in grid.experiments.values():
+        for name in figure_names(exp):
+            rule = figure_rule(name)
+            if rule == "dynamics_figure":
+                files = dynamics_files(grid, exp, [exp["baseline"]])
+            elif rule == "panels_figure":
+                panel = panel_inputs(grid, exp, int(name.removeprefix("panels_k")))
+                files = panel["scores"] + panel["shards"]
+            else:
+                files = [STATS.format(experiment=exp["name"])]
+            inputs |= {FIGURE.format(experiment=exp["name"], figure=name, ext=ext): files for ext in FIGURE_FORMATS}
+    return inputs

@@ -23,6 +23,7 @@ def jobs_per_rule(grid: Grid) -> dict[str, int]:
         "paper_tables": int(bool(layout.stats_table_names(grid))),
         "paper_claims": 1,
         "paper_index": 1,
+        "provenance": 1,
         "dynamics_table": len(layout.dynamics_table_stems(grid)),
         **figures,
     }

@@ -2,23 +2,29 @@
 
 - every image against the sha256 its shard's manifest records;
 - every per-image score row against the image it names (and that image's manifest);
-- every FID row against its image set (sha256 over the set's sorted image hashes).
+- every FID row against its image set (sha256 over the set's sorted image hashes);
+- paper/provenance.json, where a run wrote one: every table, figure, input file and weight file
+  against the md5 it records, and the config file against its config hash.
 A changed image is named with the outputs built from it: the score files that read it (as the
 scored image or as a pairwise baseline), the FID files of its set, and the experiments' stats and
 paper figures and claims that read those scores.
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from sinkrepro import layout
 from sinkrepro.io import read_jsonl, sha256_bytes, sha256_file
+from sinkrepro.provenance_record import check_provenance
 
 IMAGES, SCORES, STATS = Path("results/images"), Path("results/scores"), Path("results/stats")
 FIGURES, CLAIMS = Path("paper/figures"), Path("paper/claims.md")
+PROVENANCE = Path(layout.PROVENANCE)
 
 
 @dataclass
@@ -98,12 +104,24 @@ def _downstream(root: Path, report: Report) -> None:
                 report.built_from[image] |= {p for p in built if p.is_file()}
 
 
-def verify(root: str | Path = ".") -> Report:
+def _check_provenance(root: Path, report: Report, config: Path | None) -> None:
+    if not (root / PROVENANCE).is_file():
+        return
+    record = json.loads((root / PROVENANCE).read_text())
+    report.counts["provenance entries"] = len(record["outputs"]) + len(record["inputs"]) + len(record["weights"])
+    for rel, reason, readers in check_provenance(root, record, config):
+        report.problems.setdefault(root / rel, reason)
+        report.built_from[root / rel] |= {root / out for out in readers}
+
+
+def verify(root: str | Path = ".", config: str | Path | None = None) -> Report:
+    """`config`: also check it is the config paper/provenance.json records (a path under root)."""
     root = Path(root)
     report = Report()
     sets = _check_images(root, report)
     _check_scores(root, sets, report)
     _downstream(root, report)
+    _check_provenance(root, report, None if config is None else root / config)
     return report
 
 

@@ -1,4 +1,4 @@
-"""Write a copy of a SLURM workflow profile scaled to the loopback node (2 CPUs, 20 GB, 1 fake GPU,
+"""Write a copy of a SLURM workflow profile scaled to the loopback node (8 CPUs, 20 GB, 4 fake GPUs,
 partition debug): same keys, smaller numbers, so the check exercises the real profile's structure.
 
     python tests/cluster/loopback_profile.py workflow/profiles/slurm OUT_DIR
@@ -19,7 +19,7 @@ def scale(resources: dict) -> dict:
 
 
 def loopback(profile: dict) -> dict:
-    out = dict(profile, jobs=2, retries=0, **{"latency-wait": 5, "slurm-init-seconds-before-status-checks": 1,
+    out = dict(profile, jobs=4, retries=0, **{"latency-wait": 5, "slurm-init-seconds-before-status-checks": 1,
                                    "slurm-keep-successful-logs": True})
     out["default-resources"] = scale({**profile.get("default-resources", {}), "slurm_partition": "debug"})
     out["set-resources"] = {rule: scale(res) for rule, res in profile.get("set-resources", {}).items()}
