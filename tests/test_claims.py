@@ -168,3 +168,43 @@ def test_sensitivity_table_shows_the_verdict_moving_with_the_margin():
     assert by_factor[0.25] != "supported" and by_factor[4.0] == "supported"
     text = render_claims(stats, CFG, standin=False)
     assert "Verdict across margins" in text and "non-inferior for margins above" in text
+
+
+def _model_stats(model: str, effects: dict, seed: int) -> pd.DataFrame:
+    exp = make_experiment(ks=(1, 10), seeds=(0,), n_prompts=30, metrics=("clip_t", "lpips")) | \
+        dict(name=f"{model}_k_sweep", model=model)
+    return analyze_experiment(make_scores(exp, effects, seed=seed, sd=0.004), exp, CFG, prompt_table(30))
+
+
+def _section(text, heading: str, stop: str) -> list[str]:
+    lines = text.splitlines() if isinstance(text, str) else text
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith(stop)), len(lines))
+    return lines[start:end]
+
+
+def test_claims_are_judged_per_model_side_by_side():
+    # model "alpha" keeps CLIP-T at k=1, model "beta" loses 0.03 of it
+    alpha_fx = LPIPS | {("clip_t", "cf-k1-L12"): 0.0}
+    beta_fx = LPIPS | {("clip_t", "cf-k1-L12"): -0.03}
+    both = combine_stats([_model_stats("alpha", alpha_fx, 1), _model_stats("beta", beta_fx, 2)], CFG)
+    text = render_claims(both, CFG, standin=True)
+    lines = text.splitlines()
+    assert "| claim | alpha | beta |" in lines
+    clip = next(line for line in lines if line.startswith("| 1. Non-degradation at k=1: CLIP-T |"))
+    cells = [c.strip() for c in clip.strip("|").split("|")][1:]
+    assert cells[0].startswith("**supported** (k=1: ") and cells[1].startswith("**not supported** (k=1: -0.03")
+    # each model's column and detail equal an independent run on that model's rows alone
+    for model, fx, seed in (("alpha", alpha_fx, 1), ("beta", beta_fx, 2)):
+        alone = combine_stats([_model_stats(model, fx, seed)], CFG)
+        single = render_claims(alone, CFG, standin=True)
+        assert "### " not in single and "| claim | verdict |" in single.splitlines()
+        col = 1 + ["alpha", "beta"].index(model)
+        for i, claim in enumerate(CLAIMS, 1):
+            v = claim.judge(alone, CFG, MARGINS)
+            row = next(line for line in lines if line.startswith(f"| {i}. {claim.title} |"))
+            assert row.strip("|").split("|")[col].strip().startswith(f"**{v.verdict}**")
+            detail = _section(_section(text, f"## {i}. {claim.title}", "## "), f"### {model}", "### ")
+            expected = _section(single, f"## {i}. {claim.title}", "## ")
+            assert [x for x in detail if x.startswith("|")] == [x for x in expected if x.startswith("|")]
+            assert f"- Verdict: **{v.verdict}**" in detail[1]

@@ -6,7 +6,8 @@ measure flag, contrast, metric and table, and every prompt-set relation, so the 
 exactly the conditions the paper's grid merges. It shrinks:
 - models: stand-ins of the same family (`source: standin`, the hub variant kept, so the stand-in is
   saved in the real model's file layout), float32 on the CPU;
-- layers: layer l of the real model's D layers becomes floor(l * d / D) of the stand-in's d;
+- layers: layer l, the j-th of its block kind's D real layers (FLUX: joint or single-stream),
+  becomes the floor(j * d / D)-th of that kind's d stand-in layers;
 - steps: the config's distinct step counts, sorted, become 2, 3, 4, ... (order and distinctness
   kept, so each step-window still selects steps);
 - image sides: divided by 16 (1024 px -> 64 px);
@@ -21,23 +22,43 @@ import copy
 import math
 from pathlib import Path
 
+from sinkrepro.architecture import FLUX1_BLOCKS, SD3_MEDIUM_LAYERS, TINY_FLUX, TINY_SD35
+
 REPO = Path(__file__).resolve().parents[2]
 STANDIN_GENEVAL = "config/prompts/standin_geneval.jsonl"
 STANDIN_LIST = "config/prompts/standin_balanced.txt"
 MODEL_PREFIX = "standin-"
 
-# Layers an edit or a measurement can index: (hub repo, blocks) -> the real model's count; the
-# stand-ins' counts per (family, blocks) (sinkrepro.models.tiny).
+# Layers an edit or a measurement can index, as the sizes of their block kinds in forward order
+# (FLUX.1: joint, then single-stream blocks): (hub repo, blocks) -> the real model's; the stand-ins'
+# per (family, blocks) (sinkrepro.models.tiny). A layer maps within its own kind (docs/twin.md).
+_FLUX_JOINT, _FLUX_SINGLE = FLUX1_BLOCKS
 REAL_DEPTHS = {
-    ("stabilityai/stable-diffusion-3-medium-diffusers", ""): 24,   # joint transformer blocks
-    ("stabilityai/stable-diffusion-xl-base-1.0", "mid_block"): 10,  # mid-block transformer layers
+    ("stabilityai/stable-diffusion-3-medium-diffusers", ""): (SD3_MEDIUM_LAYERS,),  # joint blocks
+    ("stabilityai/stable-diffusion-xl-base-1.0", "mid_block"): (10,),  # mid-block transformer layers
+    ("stabilityai/stable-diffusion-3.5-medium", ""): (SD3_MEDIUM_LAYERS,),
+    ("stabilityai/stable-diffusion-3.5-large", ""): (38,),
+    **{(repo, blocks): depth for repo in ("black-forest-labs/FLUX.1-schnell", "black-forest-labs/FLUX.1-dev")
+       for blocks, depth in (("", FLUX1_BLOCKS), ("transformer_blocks", (_FLUX_JOINT,)),
+                             ("single_transformer_blocks", (_FLUX_SINGLE,)))},
 }
-STANDIN_DEPTHS = {("sd3", ""): 4, ("sdxl", "mid_block"): 2}
-STANDIN_HEADS = {"sd3": 4, "sdxl": 4}
-SD3_TEXT_KEYS = 77           # CLIP tokens before the T5 tokens
+STANDIN_DEPTHS = {("sd3", ""): (4,), ("sdxl", "mid_block"): (2,), ("sd35", ""): (TINY_SD35[0],),
+                  ("flux", ""): TINY_FLUX, ("flux", "transformer_blocks"): (TINY_FLUX[0],),
+                  ("flux", "single_transformer_blocks"): (TINY_FLUX[1],)}
+STANDIN_HEADS = {"sd3": 4, "sd35": 4, "flux": 4, "sdxl": 4}
+CLIP_KEYS = {"sd3": 77, "sd35": 77, "flux": 0}  # CLIP keys before the T5 keys (FLUX's CLIP is pooled only)
 FIRST_STEPS = 2              # the fewest steps the twin runs
 SIDE_DIVISOR = 16
 BOOTSTRAP_RESAMPLES = 200
+
+
+def _map_layer(layer: int, real: tuple[int, ...], standin: tuple[int, ...], where: str) -> int:
+    first_real = first_standin = 0
+    for depth, small in zip(real, standin):
+        if layer < first_real + depth:
+            return first_standin + (layer - first_real) * small // depth
+        first_real, first_standin = first_real + depth, first_standin + small
+    raise ValueError(f"{where}: layer {layer} is beyond the model's {first_real} layers")
 
 
 def _nonblank_lines(path: Path) -> int:
@@ -64,19 +85,25 @@ class _Twin:
         for side in ("height", "width"):
             if side in out:
                 out[side] = max(16, out[side] // SIDE_DIVISOR // 8 * 8)
-        if family == "sd3" and "max_sequence_length" in out:
-            image_keys = out["height"] * out["width"] // 256     # 8x VAE, 2x2 patches
-            need = max_k * STANDIN_HEADS[family] - image_keys - SD3_TEXT_KEYS
+        if family in CLIP_KEYS and "max_sequence_length" in out:
+            image_keys = out["height"] * out["width"] // 256     # 8x VAE, 2x2 patches (FLUX: 2x2 packing)
+            need = max_k * STANDIN_HEADS[family] - image_keys - CLIP_KEYS[family]
             out["max_sequence_length"] = min(sampler["max_sequence_length"], max(16, math.ceil(need / 16) * 16))
         return out
 
-    def layers(self, model: dict, layers: list[int], blocks: str, where: str) -> list[int]:
+    def layers(self, model: dict, layers: list[int], blocks: str, where: str, modules=()) -> list[int]:
+        """Layer l, the j-th of its block kind's D real layers, becomes the floor(j * d / D)-th of that
+        kind's d stand-in layers (one kind but on FLUX with blocks: ""). `modules`: the module names
+        the layers count (the depths above are those of SD3.5's `attn`, not its dual `attn2`)."""
+        if model["family"] == "sd35" and set(modules) - {"attn"}:
+            raise ValueError(f"{where}: the twin maps SD3.5's joint attentions only (modules: [attn]), not "
+                             f"{sorted(set(modules) - {'attn'})}; add their depths to sinkrepro.twin")
         real = REAL_DEPTHS.get((model.get("repo", ""), blocks))
         standin = STANDIN_DEPTHS.get((model["family"], blocks))
         if real is None or standin is None:
             raise ValueError(f"{where}: no known depth of {model.get('repo')!r} (blocks {blocks!r}) or of its "
                              f"stand-in; add it to sinkrepro.twin.REAL_DEPTHS / STANDIN_DEPTHS")
-        return sorted({layer * standin // real for layer in layers})
+        return sorted({_map_layer(layer, real, standin, where) for layer in layers})
 
     # --- the config ---------------------------------------------------------------------------
     def model(self, name: str, model: dict, max_k: int) -> dict:
@@ -89,11 +116,11 @@ class _Twin:
                 out[key] = model[key]
         if model.get("measure_layers"):
             out["measure_layers"] = self.layers(model, model["measure_layers"], model.get("measure_blocks", ""),
-                                                f"config.models.{name}.measure_layers")
+                                                f"config.models.{name}.measure_layers", model.get("measure_modules", ()))
         out["sampler"] = self.sampler(model["sampler"], family, max_k)
         s = out["sampler"]
         if "n_keys" in model and "max_sequence_length" in s:
-            out["n_keys"] = s["height"] * s["width"] // 256 + SD3_TEXT_KEYS + s["max_sequence_length"]
+            out["n_keys"] = s["height"] * s["width"] // 256 + CLIP_KEYS[family] + s["max_sequence_length"]
         return out
 
     def experiment(self, name: str, exp: dict) -> dict:
@@ -104,17 +131,20 @@ class _Twin:
             out["sampler"] = self.sampler(exp["sampler"])
         conditions = exp.get("conditions", {})
         blocks = {c.get("blocks", "") for c in conditions.values()} or {""}
+        modules = {m for c in conditions.values() for m in c.get("modules", ())}
         if "layers" in exp:
             if len(blocks) > 1:
                 raise ValueError(f"config.experiments.{name}.layers: its conditions use blocks {sorted(blocks)}; "
                                  "give each condition its own layers")
-            out["layers"] = self.layers(model, exp["layers"], blocks.pop(), f"config.experiments.{name}.layers")
+            out["layers"] = self.layers(model, exp["layers"], blocks.pop(), f"config.experiments.{name}.layers",
+                                        modules)
         for label, cond in out.get("conditions", {}).items():
             if "sampler" in cond:
                 cond["sampler"] = self.sampler(cond["sampler"])
             if "layers" in cond:
                 cond["layers"] = self.layers(model, cond["layers"], cond.get("blocks", ""),
-                                             f"config.experiments.{name}.conditions.{label}.layers")
+                                             f"config.experiments.{name}.conditions.{label}.layers",
+                                             cond.get("modules", ()))
         return out
 
     def prompt_sets(self) -> tuple[dict, int]:

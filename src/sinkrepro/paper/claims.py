@@ -17,7 +17,7 @@ from ..provenance import notice_lines
 from ..stats.config import StatsConfig
 from ..stats.multiplicity import adjust_p, combine_stats
 from ..stats.paired import tost
-from .numbers import cell, sig, whole
+from .numbers import cell, estimate, sig, whole
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run in this config"
 # "About 6x": within a factor 1.5 of 6, i.e. [4, 9]; the paper's own ratios (6.5 at k=1, 4.2 at k=5) lie inside.
@@ -308,7 +308,40 @@ def _sensitivity(claim: Claim, stats: pd.DataFrame, cfg: StatsConfig, margins: M
             "| verdict | " + " | ".join(verdicts) + " |", ""]
 
 
+def _evidence(claim: Claim, v: Verdict, stats: pd.DataFrame, cfg: StatsConfig, margins: Margins) -> list[str]:
+    """A verdict's evidence table and, for a claim with a margin, its verdict across margins."""
+    if not len(v.rows):
+        return []
+    cols = [(c, h) for c, h in EVIDENCE_COLUMNS if c in v.rows.columns]
+    sec = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    sec += ["| " + " | ".join(_cell(r[c], c) for c, _ in cols) + " |" for _, r in v.rows.iterrows()]
+    sec.append("")
+    if claim.margin_metric:
+        sec += _sensitivity(claim, stats, cfg, margins)
+    return sec
+
+
+def key_number(v: Verdict) -> str:
+    """The number beside a verdict in the side-by-side table: the estimate [CI] of the smallest-k
+    evidence row whose own verdict is the claim's (any evidence row if none is), with its k."""
+    if not len(v.rows):
+        return ""
+    rows = v.rows[v.rows["verdict"] == v.verdict] if "verdict" in v.rows else v.rows
+    rows = (rows if len(rows) else v.rows).sort_values("k", kind="stable")
+    r = rows.iloc[0]
+    return f"k={whole(r['k'])}: {estimate(r['mean'], r.get('ci_low'), r.get('ci_high'))}"
+
+
+def models_of(stats: pd.DataFrame) -> list[str]:
+    """The models the stats rows hold, in order of first appearance."""
+    if not len(stats) or "model" not in stats:
+        return []
+    return list(dict.fromkeys(stats["model"].dropna()))
+
+
 def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool, margins: Margins | None = None) -> str:
+    """claims.md. With rows of several models, each claim is judged on each model's rows alone, by
+    the same rule and margins, and a side-by-side table comes first."""
     margins = margins or resolve_margins(cfg, {})
     used = [f"- {m}: {sig(margins.of(m))} ({margins.sources[m]})" for m in NI_METRICS if m in margins.values]
     out = [notice_lines(standin).rstrip("\n"), "# Claims of the abstract: verdicts from this run", "",
@@ -319,21 +352,37 @@ def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool, margins:
            "Non-inferiority margins (the largest harm that counts as none) and where each comes from:", *used, "",
            "Each evidence table gives the smallest margin at which the row would pass non-inferiority, and each "
            "claim that uses a margin shows its verdict across a range of margins.", ""]
+    models = models_of(stats)
+    if len(models) > 1:
+        return _render_per_model(out, stats, models, cfg, margins)
     summary = ["| claim | verdict |", "|---|---|"]
     sections = []
     for i, claim in enumerate(CLAIMS, 1):
         v = claim.judge(stats, cfg, margins)
         summary.append(f"| {i}. {claim.title} | **{v.verdict}** |")
-        sec = [f"## {i}. {claim.title}", "", f"- Claim: {claim.statement}", f"- Paper: {claim.paper}",
-               f"- Rule: {claim.rule}", f"- Verdict: **{v.verdict}**" + (f" ({v.detail})" if v.detail else ""), ""]
-        if len(v.rows):
-            cols = [(c, h) for c, h in EVIDENCE_COLUMNS if c in v.rows.columns]
-            sec += ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
-            sec += ["| " + " | ".join(_cell(r[c], c) for c, _ in cols) + " |" for _, r in v.rows.iterrows()]
-            sec.append("")
-            if claim.margin_metric:
-                sec += _sensitivity(claim, stats, cfg, margins)
-        sections += sec
+        sections += [f"## {i}. {claim.title}", "", f"- Claim: {claim.statement}", f"- Paper: {claim.paper}",
+                     f"- Rule: {claim.rule}", f"- Verdict: **{v.verdict}**" + (f" ({v.detail})" if v.detail else ""),
+                     ""]
+        sections += _evidence(claim, v, stats, cfg, margins)
+    return "\n".join([line for line in out if line is not None] + summary + [""] + sections).lstrip("\n") + "\n"
+
+
+def _render_per_model(out: list[str], stats: pd.DataFrame, models: list[str], cfg: StatsConfig,
+                      margins: Margins) -> str:
+    own = {m: stats[stats["model"] == m] for m in models}
+    out += [f"Each claim is judged on each model's rows alone, by the same rule and margins. Each cell: the "
+            f"verdict, then the estimate [CI] of the smallest-k evidence row that carries it.", ""]
+    summary = ["| claim | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    sections = []
+    for i, claim in enumerate(CLAIMS, 1):
+        verdicts = {m: claim.judge(own[m], cfg, margins) for m in models}
+        cells = [f"**{v.verdict}**" + (f" ({key_number(v)})" if len(v.rows) else "") for v in verdicts.values()]
+        summary.append(f"| {i}. {claim.title} | " + " | ".join(cells) + " |")
+        sections += [f"## {i}. {claim.title}", "", f"- Claim: {claim.statement}", f"- Paper: {claim.paper}",
+                     f"- Rule: {claim.rule}", ""]
+        for m, v in verdicts.items():
+            sections += [f"### {m}", "", f"- Verdict: **{v.verdict}**" + (f" ({v.detail})" if v.detail else ""), ""]
+            sections += _evidence(claim, v, own[m], cfg, margins)
     return "\n".join([line for line in out if line is not None] + summary + [""] + sections).lstrip("\n") + "\n"
 
 
