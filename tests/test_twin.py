@@ -2,6 +2,7 @@
 on stand-ins; and (slow) the whole twin run from nothing to every paper output."""
 import copy
 import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from sinkrepro.grid import build_grid
 from sinkrepro.plan import jobs_per_rule
 from sinkrepro.io import read_jsonl, sha256_bytes, write_jsonl
 from sinkrepro.scoring import score_fid, score_shard, score_shard_metrics
+from sinkrepro.paper.claims import CLAIMS
 from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.twin import MODEL_PREFIX, make_twin
 from test_scoring import make_shard, scorers  # noqa: F401  (a fixture)
@@ -220,7 +222,11 @@ def test_twin_fills_every_paper_output(twin_run):
         assert read_metadata(work / "paper" / "tables" / f"{table}.csv")["standin"], table
     claims = (work / "paper" / "claims.md").read_text()
     assert claims.startswith("WARNING: made with random-init stand-in models")
-    assert "not run in this config" not in claims
+    # every claim judged on at least one model (the side-by-side table: a row per claim, a column per model)
+    summary = [line for line in claims.split("\n\n## ")[0].splitlines() if re.match(r"\| \d+\. ", line)]
+    assert len(summary) == len(CLAIMS)
+    for row in summary:
+        assert any("not run in this config" not in cell for cell in row.split("|")[2:-1]), row
     config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
     grid = build_grid(config, load_prompt_tables(config, work))
     for path in layout.paper_outputs(grid):
