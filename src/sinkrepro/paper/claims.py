@@ -340,8 +340,8 @@ def models_of(stats: pd.DataFrame) -> list[str]:
 
 
 def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool, margins: Margins | None = None) -> str:
-    """claims.md. With rows of several models, each claim is judged on each model's rows alone, by
-    the same rule and margins, and a side-by-side table comes first."""
+    """claims.md. With rows of several models, each claim is judged on each model's rows alone, with
+    the same margins and by the claim's own rule, and a side-by-side table comes first."""
     margins = margins or resolve_margins(cfg, {})
     used = [f"- {m}: {sig(margins.of(m))} ({margins.sources[m]})" for m in NI_METRICS if m in margins.values]
     out = [notice_lines(standin).rstrip("\n"), "# Claims of the abstract: verdicts from this run", "",
@@ -370,8 +370,9 @@ def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool, margins:
 def _render_per_model(out: list[str], stats: pd.DataFrame, models: list[str], cfg: StatsConfig,
                       margins: Margins) -> str:
     own = {m: stats[stats["model"] == m] for m in models}
-    out += [f"Each claim is judged on each model's rows alone, by the same rule and margins. Each cell: the "
-            f"verdict, then the estimate [CI] of the smallest-k evidence row that carries it.", ""]
+    out += [f"Each claim is judged on each model's rows alone, with the same margins and by the rule stated "
+            f"for it. Each cell: the verdict, then the estimate [CI] of the smallest-k evidence row that "
+            f"carries it.", ""]
     summary = ["| claim | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     sections = []
     for i, claim in enumerate(CLAIMS, 1):
