@@ -1,6 +1,5 @@
 """The twin of config/families.yaml (SD3.5-medium, FLUX.1-schnell): its grid merges exactly the
 conditions the families grid merges, and its layers map within each block kind (docs/twin.md)."""
-import copy
 import re
 
 import pytest
@@ -11,8 +10,7 @@ from sinkrepro.architecture import attention_names, patchable
 from sinkrepro.config import load_prompt_tables, validate_config
 from sinkrepro.grid import build_grid
 from sinkrepro.twin import MODEL_PREFIX, make_twin
-from test_twin import REPO, condition_map
-from test_workflow import synthetic_paper_prompts
+from test_twin import REPO, condition_map, offline_and_twin
 
 
 def families_config() -> dict:
@@ -22,14 +20,7 @@ def families_config() -> dict:
 @pytest.fixture(scope="module")
 def grids(tmp_path_factory):
     """The families grid (its prompt sources replaced by synthetic files of the same sizes) and its twin's."""
-    config = families_config()
-    sources = synthetic_paper_prompts(tmp_path_factory.mktemp("sources") / "upstream")
-    twin = validate_config(make_twin(config))
-    offline = copy.deepcopy(config)
-    for name, path in sources.items():
-        offline["prompt_sets"][name] = {k: v for k, v in offline["prompt_sets"][name].items() if k not in ("url", "sha256")}
-        offline["prompt_sets"][name]["path"] = str(path)
-    offline = validate_config(offline)
+    offline, twin = offline_and_twin(families_config(), tmp_path_factory.mktemp("sources"))
     return build_grid(offline, load_prompt_tables(offline)), build_grid(twin, load_prompt_tables(twin, REPO))
 
 

@@ -33,17 +33,20 @@ def paper_config() -> dict:
     return yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 
 
-@pytest.fixture(scope="module")
-def grids(tmp_path_factory):
-    """The paper grid (its two prompt sources replaced by synthetic files of the same sizes) and the twin's."""
-    paper = paper_config()
-    sources = synthetic_paper_prompts(tmp_path_factory.mktemp("sources") / "upstream")
-    twin = validate_config(make_twin(paper))
-    offline = copy.deepcopy(paper)
+def offline_and_twin(config: dict, tmp: Path) -> tuple[dict, dict]:
+    """`config` validated with its prompt sources replaced by synthetic files of the same sizes, and its twin."""
+    sources = synthetic_paper_prompts(tmp / "upstream")
+    offline = copy.deepcopy(config)
     for name, path in sources.items():
         offline["prompt_sets"][name] = {k: v for k, v in offline["prompt_sets"][name].items() if k not in ("url", "sha256")}
         offline["prompt_sets"][name]["path"] = str(path)
-    offline = validate_config(offline)
+    return validate_config(offline), validate_config(make_twin(config))
+
+
+@pytest.fixture(scope="module")
+def grids(tmp_path_factory):
+    """The paper grid (its two prompt sources replaced by synthetic files of the same sizes) and the twin's."""
+    offline, twin = offline_and_twin(paper_config(), tmp_path_factory.mktemp("sources"))
     paper_tables, twin_tables = load_prompt_tables(offline), load_prompt_tables(twin, REPO)
     return build_grid(offline, paper_tables), build_grid(twin, twin_tables), paper_tables, twin_tables, twin
 
