@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str) -> str:
+    """Hex digest of a file's bytes, read in blocks (algorithm: a hashlib name, e.g. sha256, md5)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    return file_digest(path, "sha256")
 
 
 def sha256_bytes(data: bytes) -> str:

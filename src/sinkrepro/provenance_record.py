@@ -13,6 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from sinkrepro.io import file_digest
 from sinkrepro.layout import PROVENANCE
 from sinkrepro.provenance import STANDIN_NOTICE, package_version
 
@@ -21,12 +22,9 @@ PACKAGES = ("sinkrepro", "torch", "diffusers", "transformers", "open_clip_torch"
             "pandas", "scipy", "statsmodels", "snakemake", "snakemake-executor-plugin-slurm", "dvc")
 
 
-def md5_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def md5_file(path: Path) -> str:
+    """The md5 DVC records for a file."""
+    return file_digest(path, "md5")
 
 
 def files_of(root: Path, rel: str) -> list[str]:
