@@ -6,6 +6,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -13,12 +16,6 @@ torch.set_num_threads(1)
 
 
 # ---- one `make reproduce`, shared by the workflow, README and figure tests ----------------------
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -26,13 +23,9 @@ def repo_copy(dest: Path) -> Path:
     """The repository's files (tracked and untracked, not ignored) copied to `dest`, with a `.venv`
     that links to this checkout's environment and is newer than its requirements, so `make` does not
     install again."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
+    from roundtrip import checkout_copy
+
+    checkout_copy(dest)
     venv = (REPO / ".venv").resolve()
     (dest / ".venv").mkdir()
     for entry in venv.iterdir():
@@ -77,3 +70,20 @@ def reference(runs):
     """The uninterrupted mini run; tests must not change its files."""
     return runs.reference
 
+
+
+# ---- real servers on 127.0.0.1 for the DVC remotes (tests/servers.py) ----------------------------
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    import servers
+
+    with servers.sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    import servers
+
+    with servers.seaweed(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server

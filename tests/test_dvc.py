@@ -1,7 +1,6 @@
 """DVC sharing: dvc.yaml checks, and push -> fresh clone -> pull -> touch -> rebuild the paper from
 pulled data, on a local directory remote and a tiny config, without generating or scoring again."""
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -11,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roundtrip import EXPENSIVE_RULES, checkout_copy, jobs_run, repo_env
 from sinkrepro.sharing import SharedStages, read_shared_stages, shared_stages, touch_command, unpersisted_outs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_OUTS = {"resources/models", "resources/scorers", "resources/prompts", "results/images", "results/dynamics",
                "results/scores"}
-EXPENSIVE_RULES = {"model", "scorer", "generate", "score", "fid"}
 
 TINY_CONFIG = """
 seed_scheme: hash
@@ -92,17 +91,9 @@ def test_touch_command_touches_the_shared_targets_with_the_shared_config():
 
 # ---- push, fresh clone, pull, rebuild ------------------------------------------------------------
 
-def _env(repo: Path) -> dict:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(repo / "src"), "HF_HUB_OFFLINE": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # real runs write __pycache__ into dep dirs; .dvcignore must hide it
-    return env
-
-
 def run(repo: Path, *cmd: str) -> str:
     """Run in repo; returns stdout+stderr, fails the test with them on a non-zero exit."""
-    proc = subprocess.run(cmd, cwd=repo, env=_env(repo), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=repo, env=repo_env(repo), capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(cmd)} exited {proc.returncode}:\n{out[-4000:]}"
     return out
@@ -118,10 +109,6 @@ def snapshot(repo: Path, outs=SHARED_OUTS) -> dict:
     return {str(p.relative_to(repo)): (hashlib.md5(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in files}
 
 
-def jobs_run(log: str) -> set[str]:
-    return set(re.findall(r"^(?:local)?rule (\w+):", log, re.M))
-
-
 _BUILT: dict = {}
 
 
@@ -134,12 +121,7 @@ def built_repo(tmp_path_factory) -> dict:
         return _BUILT[key]
     base = tmp_path_factory.mktemp("sharing")
     a = base / "a"
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        if (ROOT / rel).is_file():
-            (a / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, a / rel)
+    checkout_copy(a)
     (a / "config" / "config.yaml").write_text(TINY_CONFIG)
     run(a, "git", "init", "-q", "-b", "main")
     py(a, "dvc", "remote", "add", "-d", "store", str(base / "remote"))
