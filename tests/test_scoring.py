@@ -22,6 +22,7 @@ from sinkrepro.io import read_jsonl, sha256_bytes, write_jsonl
 from sinkrepro.scoring import (SCORE_COLUMNS, ScoringError, build_standin_scorers, fetch_scorer_weights,
                                frechet_distance, load_scorer, score_fid, score_shard)
 from sinkrepro.scoring.fetch import FetchError
+from sinkrepro.scoring.shards import image_tensor
 from sinkrepro.scoring.standins import TINY_CLIP_T, TINY_HPS
 
 PROMPTS = [("p000", "a photo of a cat", "single_object"), ("p001", "a red car and a blue bench", "two_object"),
@@ -150,6 +151,17 @@ def test_lpips_matches_direct_lpips_call(scorers, shards):
         assert got[row["prompt_id"]] == pytest.approx(want, abs=1e-5)
     assert set(frame["reference_condition"]) == {"base"}
     assert list(frame["reference_file"]) == list(frame["file"])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_image_tensor_is_torchvisions_to_tensor_of_the_rgb_image(mode):
+    from torchvision.transforms.functional import to_tensor
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(7, 5, len(mode)), dtype=np.uint8)
+    image = Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)
+    got = image_tensor(image)
+    assert got.dtype == torch.float32 and got.shape == (3, 7, 5)
+    assert torch.equal(got, to_tensor(image.convert("RGB")))
 
 
 # ---------------------------------------------------------------- jobs

@@ -1,12 +1,10 @@
 """The paper's twin: the same grid as config/paper.yaml (conditions, sharing, prompt relations),
 on stand-ins; and (slow) the whole twin run from nothing to every paper output."""
-import copy
 import itertools
 import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,23 +23,12 @@ from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.twin import MODEL_PREFIX, make_twin
 from roundtrip import EXPENSIVE_RULES, checkout_copy, check_round_trip, jobs_run, round_trip, run
 from test_scoring import make_shard, scorers  # noqa: F401  (a fixture)
-from test_workflow import planned, snakemake, synthetic_paper_prompts
-
-REPO = Path(__file__).resolve().parents[1]
+from test_workflow import planned, snakemake
+from twins import REPO, condition_map, offline_and_twin, run_twin
 
 
 def paper_config() -> dict:
     return yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-
-
-def offline_and_twin(config: dict, tmp: Path) -> tuple[dict, dict]:
-    """`config` validated with its prompt sources replaced by synthetic files of the same sizes, and its twin."""
-    sources = synthetic_paper_prompts(tmp / "upstream")
-    offline = copy.deepcopy(config)
-    for name, path in sources.items():
-        offline["prompt_sets"][name] = {k: v for k, v in offline["prompt_sets"][name].items() if k not in ("url", "sha256")}
-        offline["prompt_sets"][name]["path"] = str(path)
-    return validate_config(offline), validate_config(make_twin(config))
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +37,6 @@ def grids(tmp_path_factory):
     offline, twin = offline_and_twin(paper_config(), tmp_path_factory.mktemp("sources"))
     paper_tables, twin_tables = load_prompt_tables(offline), load_prompt_tables(twin, REPO)
     return build_grid(offline, paper_tables), build_grid(twin, twin_tables), paper_tables, twin_tables, twin
-
-
-def condition_map(paper, twin) -> dict:
-    """Paper (model, condition) -> twin (model, condition), from each experiment's labels and k."""
-    mapping = {}
-    for name, exp in paper.experiments.items():
-        other = twin.experiments[name]
-        pairs = [(exp["baseline"], other["baseline"])]
-        assert [(c["label"], c["k"]) for c in exp["conditions"]] == [(c["label"], c["k"]) for c in other["conditions"]]
-        pairs += [(a["condition"], b["condition"]) for a, b in zip(exp["conditions"], other["conditions"])]
-        for a, b in pairs:
-            key, value = (exp["model"], a), (other["model"], b)
-            assert mapping.setdefault(key, value) == value, f"{name}: {a} is {mapping[key]} and {value} in the twin"
-    return mapping
 
 
 def test_twin_merges_exactly_the_conditions_the_paper_merges(grids):
@@ -205,16 +178,7 @@ PAPER_TABLES = [f"table{i}" for i in range(1, 21) if i != 8] + ["table16_attribu
 
 @pytest.fixture(scope="module")
 def twin_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("twin")
-    shutil.copytree(REPO / "config" / "prompts", work / "config" / "prompts")
-    twin = subprocess.run([sys.executable, "-m", "sinkrepro.cli", "twin", str(REPO / "config" / "paper.yaml"),
-                           "-o", str(work / "twin.yaml")], capture_output=True, text=True, timeout=120)
-    assert twin.returncode == 0, twin.stderr
-    started = time.monotonic()
-    log = snakemake(work, "--configfile", str(work / "twin.yaml"), timeout=3600)
-    snakemake(work, "--configfile", str(work / "twin.yaml"), "--report", "paper/report.html")
-    print(f"twin run: {time.monotonic() - started:.0f} s")
-    return work, log
+    return run_twin(REPO / "config" / "paper.yaml", tmp_path_factory.mktemp("twin"))
 
 
 @pytest.mark.slow

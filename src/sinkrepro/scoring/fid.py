@@ -18,12 +18,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torchvision.transforms.functional import to_tensor
 
 from sinkrepro.io import sha256_bytes, write_parquet
 from sinkrepro.scoring.jobs import own_entries
 from sinkrepro.scoring.registry import Scorer
-from sinkrepro.scoring.shards import load_image, read_manifest
+from sinkrepro.scoring.shards import image_tensor, load_image, read_manifest
 from sinkrepro.scoring.spec import ScorerSpec, write_spec
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID Inception weights
@@ -88,7 +87,7 @@ class FeatureExtractor:
     def __call__(self, images) -> np.ndarray:
         size = (self.input_size, self.input_size)
         # bilinear resize as pytorch-fid does inside the model (a no-op there once sizes match)
-        x = torch.cat([F.interpolate(to_tensor(im)[None], size=size, mode="bilinear", align_corners=False)
+        x = torch.cat([F.interpolate(image_tensor(im)[None], size=size, mode="bilinear", align_corners=False)
                        for im in images]).to(self.device)  # [B, 3, S, S]
         return self.net(x).double().cpu().numpy()  # [B, dim]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from safetensors.torch import load_file
-from torchvision.transforms.functional import to_tensor
 
 from sinkrepro.scoring.registry import Scorer
+from sinkrepro.scoring.shards import image_tensor
 
 
 def build_lpips(spec, device: torch.device):
@@ -26,7 +26,7 @@ def build_lpips(spec, device: torch.device):
 
 
 def to_signed(image) -> torch.Tensor:
-    return to_tensor(image) * 2.0 - 1.0  # [3, H, W] in [-1, 1]
+    return image_tensor(image) * 2.0 - 1.0  # [3, H, W] in [-1, 1]
 
 
 class LpipsScorer(Scorer):

@@ -5,6 +5,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
 from PIL import Image
 
 from sinkrepro.io import read_jsonl, sha256_bytes
@@ -66,6 +68,11 @@ def load_image(entry: Entry) -> Image.Image:
     except Exception as exc:  # PIL raises many types for corrupt files
         raise ImageError(entry.path, f"not a decodable image ({exc})") from exc
     return image.convert("RGB")
+
+
+def image_tensor(image: Image.Image) -> torch.Tensor:
+    """An RGB image as floats in [0, 1], [3, H, W] (torchvision's to_tensor, without importing torchvision)."""
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
 def pair_with_reference(entries: list[Entry], reference: list[Entry]) -> dict[str, Entry]:
