@@ -1,8 +1,10 @@
 """Loading and fetching models: the dpmpp scheduler keeps SD3's shift, SDXL's fp16 variant hub layout
 loads through the workflow's loader, the fetch keeps what the loader reads, and HF_TOKEN only for gated repos."""
 import json
+import logging
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from sinkrepro.models.load import fetch_hub_model, hub_allow_patterns, load_pipe
 from sinkrepro.models.tiny import build_tiny_sd3, build_tiny_sdxl
 
 # stabilityai/stable-diffusion-3-medium-diffusers, scheduler/scheduler_config.json
+PINNED, HEAD = "1" * 40, "2" * 40  # hub commit shas
 SD3_MEDIUM_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0}
 
 
@@ -105,9 +108,14 @@ def fake_hub(tmp_path, sdxl_fp16_dir, monkeypatch):
             (Path(local_dir) / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(hub / rel, Path(local_dir) / rel)
 
+    def model_info(repo_id, revision, token):  # the hub's answer for a branch: the commit it points at now
+        calls.append({"resolve": repo_id, "revision": revision})
+        return SimpleNamespace(sha=HEAD)
+
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(huggingface_hub, "model_info", model_info)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return hub, calls
 
@@ -116,14 +124,27 @@ def test_fetch_keeps_exactly_the_variant_files_the_loader_reads(fake_hub, tmp_pa
     hub, calls = fake_hub
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert "unet/diffusion_pytorch_model.safetensors" in weight_files(hub)
-    out = fetch_hub_model("stabilityai/stable-diffusion-xl-base-1.0", "abc123", tmp_path / "sdxl", variant="fp16")
+    out = fetch_hub_model("stabilityai/stable-diffusion-xl-base-1.0", PINNED, tmp_path / "sdxl", variant="fp16")
     assert weight_files(out) == {w for w in weight_files(hub) if ".fp16." in w}
-    assert calls == [{"repo": "stabilityai/stable-diffusion-xl-base-1.0", "revision": "abc123", "token": None}]
+    assert calls == [{"repo": "stabilityai/stable-diffusion-xl-base-1.0", "revision": PINNED, "token": None}]
     assert json.loads((out / "sinkrepro_source.json").read_text())["variant"] == "fp16"
     pipe = load_pipeline(out, "sdxl", variant="fp16")
     assert pipe.unet is not None
     # without a variant the whole snapshot is kept
     assert hub_allow_patterns(None) is None
+
+
+def test_a_branch_revision_is_fetched_at_its_commit_recorded_and_logged_as_the_pin(fake_hub, tmp_path, caplog):
+    _, calls = fake_hub
+    with caplog.at_level(logging.WARNING):
+        out = fetch_hub_model("black-forest-labs/FLUX.1-schnell", "main", tmp_path / "flux",
+                              where="config.models.flux-schnell")
+    assert calls == [{"resolve": "black-forest-labs/FLUX.1-schnell", "revision": "main"},
+                     {"repo": "black-forest-labs/FLUX.1-schnell", "revision": HEAD, "token": None}]
+    source = json.loads((out / "sinkrepro_source.json").read_text())
+    assert (source["revision"], source["commit"]) == ("main", HEAD)
+    assert "config.models.flux-schnell.revision: 'main' is not a commit" in caplog.text
+    assert f"revision: {HEAD}" in caplog.text
 
 
 def test_hf_token_is_required_for_gated_repos_only(fake_hub, tmp_path, monkeypatch):
@@ -133,9 +154,9 @@ def test_hf_token_is_required_for_gated_repos_only(fake_hub, tmp_path, monkeypat
         fetch_hub_model("stabilityai/stable-diffusion-3-medium-diffusers", "abc", tmp_path / "sd3", gated=True,
                         where="config.models.sd3-medium")
     assert calls == [] and not (tmp_path / "sd3").exists()
-    fetch_hub_model("public/repo", "abc", tmp_path / "public", variant="fp16", gated=False)
+    fetch_hub_model("public/repo", PINNED, tmp_path / "public", variant="fp16", gated=False)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    fetch_hub_model("gated/repo", "abc", tmp_path / "gated", variant="fp16", gated=True)
+    fetch_hub_model("gated/repo", PINNED, tmp_path / "gated", variant="fp16", gated=True)
     assert [c["token"] for c in calls] == [None, "hf_test"]
 
 

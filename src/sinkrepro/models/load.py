@@ -6,7 +6,9 @@ stand-ins and the hub models go through the same call. Only `fetch_hub_model` to
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -90,9 +92,27 @@ def hub_allow_patterns(variant: str | None) -> list[str] | None:
     return None if variant is None else [f"*{variant}*", "*.json", "*.txt", "*.model"]
 
 
+def is_commit(revision: str) -> bool:
+    return re.fullmatch(r"[0-9a-f]{40}", revision) is not None
+
+
+def resolve_commit(repo: str, revision: str, token: str | None, where: str) -> str:
+    """The commit a branch or tag points at now, logged as the pin to paste into the config."""
+    from huggingface_hub import model_info
+
+    commit = model_info(repo, revision=revision, token=token).sha
+    logging.getLogger(__name__).warning(
+        "%s.revision: %r is not a commit; fetching %s at its current commit. Pin it for reproducible runs: "
+        "revision: %s", where, revision, repo, commit)
+    return commit
+
+
 def fetch_hub_model(repo: str, revision: str, out_dir: str | Path, variant: str | None = None, gated: bool = False,
                     where: str = "config.models.<name>") -> Path:
-    """Download a pinned hub snapshot into `out_dir`. Needs network; gated repos also need HF_TOKEN."""
+    """Download a hub snapshot into `out_dir`. Needs network; gated repos also need HF_TOKEN.
+
+    A revision that is not a commit sha (a branch such as `main`) is resolved to its commit first, the
+    download uses that commit, sinkrepro_source.json records both, and the log says what to pin."""
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         raise RuntimeError(f"fetch {repo}: HF_HUB_OFFLINE=1 is set; unset it on a machine with network access")
     token = os.environ.get("HF_TOKEN")
@@ -104,13 +124,15 @@ def fetch_hub_model(repo: str, revision: str, out_dir: str | Path, variant: str 
     from huggingface_hub.errors import GatedRepoError
 
     out_dir = Path(out_dir)
+    commit = revision if is_commit(revision) else resolve_commit(repo, revision, token, where)
     with atomic_dir(out_dir) as tmp:
         try:
-            snapshot_download(repo_id=repo, revision=revision, local_dir=tmp, token=token,
+            snapshot_download(repo_id=repo, revision=commit, local_dir=tmp, token=token,
                               allow_patterns=hub_allow_patterns(variant))
         except GatedRepoError as err:
             raise RuntimeError(f"fetch {repo}: the repo is gated; set {where}.gated: true, accept the licence "
                                "on the hub and export HF_TOKEN=<token>") from err
-        write_text(tmp / "sinkrepro_source.json", json.dumps({"repo": repo, "revision": revision, "variant": variant},
+        write_text(tmp / "sinkrepro_source.json", json.dumps({"repo": repo, "revision": revision, "commit": commit,
+                                                             "variant": variant},
                                                              indent=1))
     return out_dir
