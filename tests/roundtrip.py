@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sinkrepro.sharing import read_shared_stages
+
 REPO = Path(__file__).resolve().parents[1]
 EXPENSIVE_RULES = {"model", "scorer", "generate", "score", "fid"}  # what a pull must spare the puller
 TABLES = "paper/tables"
@@ -49,7 +51,8 @@ def jobs_run(log: str) -> set[str]:
 
 
 def round_trip(a: Path, clone: Path, name: str, url: str, env: dict, options=(), targets=("paper_tables",)) -> dict:
-    """Push repo `a` to remote `name` at `url`, clone it to `clone`, pull, plan, then build `targets`."""
+    """Push repo `a` to remote `name` at `url`, clone it to `clone`, pull, plan, then build `targets`, each with
+    the config dvc.yaml's stages run with (vars.config)."""
     py = sys.executable
     run(a, {}, py, "-m", "dvc", "remote", "add", name, url)
     for option in options:
@@ -61,9 +64,10 @@ def round_trip(a: Path, clone: Path, name: str, url: str, env: dict, options=(),
     run(a, {}, "git", "commit", "-qm", f"outputs pushed to {name}", "--allow-empty")
     run(a, {}, "git", "clone", "-q", str(a), str(clone))
     pull = run(clone, env, py, "-m", "sinkrepro.sharing", "pull", "--remote", name)
-    planned = jobs_run(run(clone, {}, py, "-m", "snakemake", "-n"))
+    config = ("--configfile", read_shared_stages(clone).config)  # the config dvc.yaml shares
+    planned = jobs_run(run(clone, {}, py, "-m", "snakemake", "-n", *config))
     before = {p.name for p in (clone / TABLES).glob("*")} if (clone / TABLES).exists() else set()
-    run(clone, {}, py, "-m", "snakemake", "--cores", "2", *targets)
+    run(clone, {}, py, "-m", "snakemake", "--cores", "2", *config, *targets)
     return {"a": a, "clone": clone, "push": push, "pull": pull, "planned": planned, "before": before}
 
 
