@@ -37,8 +37,8 @@ verify: install
 # Two pytest processes side by side: the paper twin's end-to-end run (tests/test_twin.py, about half
 # of the suite's time, one process) and everything else; its output follows the rest's.
 test: install
-	@log=$$(mktemp); HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_twin.py > $$log 2>&1 & twin=$$!; \
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --ignore=tests/test_twin.py; rest=$$?; \
+	@log=$$(mktemp); HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=15 tests/test_twin.py > $$log 2>&1 & twin=$$!; \
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=25 --ignore=tests/test_twin.py; rest=$$?; \
 	wait $$twin; twin_rc=$$?; echo "--- tests/test_twin.py"; cat $$log; rm -f $$log; \
 	exit $$(( rest || twin_rc ))
 
