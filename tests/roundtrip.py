@@ -64,10 +64,10 @@ def round_trip(a: Path, clone: Path, name: str, url: str, env: dict, options=(),
     run(a, {}, "git", "commit", "-qm", f"outputs pushed to {name}", "--allow-empty")
     run(a, {}, "git", "clone", "-q", str(a), str(clone))
     pull = run(clone, env, py, "-m", "sinkrepro.sharing", "pull", "--remote", name)
-    config = ("--configfile", read_shared_stages(clone).config)  # the config dvc.yaml shares
-    planned = jobs_run(run(clone, {}, py, "-m", "snakemake", "-n", *config))
+    config = ("--configfile", read_shared_stages(clone).config)  # the config dvc.yaml shares; last, as it
+    planned = jobs_run(run(clone, {}, py, "-m", "snakemake", "-n", *config))  # takes every word after it
     before = {p.name for p in (clone / TABLES).glob("*")} if (clone / TABLES).exists() else set()
-    run(clone, {}, py, "-m", "snakemake", "--cores", "2", *config, *targets)
+    run(clone, {}, py, "-m", "snakemake", "--cores", "2", *targets, *config)
     return {"a": a, "clone": clone, "push": push, "pull": pull, "planned": planned, "before": before}
 
 
