@@ -1,6 +1,6 @@
 """Where every file lives, and which files each experiment reads (torch-free).
 
-The rules (workflow/rules/common.smk), `sinkrepro plan` and the stats/paper code take their paths
+The rules (through sinkrepro.wiring), `sinkrepro plan` and the stats/paper code take their paths
 and file lists from here, so what is planned is what runs. A shared condition's shards may hold
 prompts and seeds of several experiments: every list below is filtered to the experiment's own.
 
