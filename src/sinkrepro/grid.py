@@ -16,7 +16,6 @@ from sinkrepro.vocab import PAIRWISE_METRICS, per_image_metrics
 SAMPLER_KEYS = ("steps", "guidance", "height", "width", "scheduler", "max_sequence_length")
 SAMPLER_TAGS = {"steps": "steps", "guidance": "cfg", "height": "h", "width": "w", "scheduler": "",
                 "max_sequence_length": "seq"}
-SCORER_OF = {"feat_l2": "fid"}      # feat_l2 uses the FID feature extractor
 SAMPLER_DEFAULTS = {"scheduler": "default"}  # what a model's sampler means when it leaves a key out
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sinkrepro.grid import SCORER_OF, Grid, Shard
-from sinkrepro.vocab import PAIRWISE_METRICS, per_image_metrics
+from sinkrepro.grid import Grid, Shard
+from sinkrepro.vocab import PAIRWISE_METRICS, SCORER_OF, per_image_metrics
 
 MODEL = "resources/models/{model}"
 SCORER = "resources/scorers/{scorer}"

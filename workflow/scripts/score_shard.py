@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
 sys.stderr = open(snakemake.log[0], "a")  # noqa: F821
 
-from sinkrepro.grid import SCORER_OF  # noqa: E402
+from sinkrepro.vocab import SCORER_OF  # noqa: E402
 from sinkrepro.models.load import resolve_device  # noqa: E402
 from sinkrepro.scoring import score_shard_metrics  # noqa: E402
 
