@@ -1,32 +1,19 @@
 """The figure entry points and their Snakemake adapters, run on contract files in a temp dir."""
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from test_figures_inputs import dynamics_rows, fid_stats_rows, image_shards, stats_rows
+from helpers import dynamics_rows, fake_snakemake, fid_stats_rows, image_shards, run_script, stats_rows
 from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
-
-
-class Named(SimpleNamespace):
-    """Enough of snakemake's Namedlist for the adapters: attributes plus .get()."""
-
-    def get(self, key, default=None):
-        return getattr(self, key, default)
 
 
 def run_adapter(script: str, tmp: Path, inputs: dict, params: dict, csv: bool = True) -> dict:
     out = {"png": tmp / "fig.png", "pdf": tmp / "fig.pdf"} | ({"csv": tmp / "fig.csv"} if csv else {})
-    snakemake = SimpleNamespace(input=Named(**inputs), output=Named(**{k: str(v) for k, v in out.items()}),
-                                params=Named(**params), log=[str(tmp / "fig.log")])
-    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})
+    run_script(script, input=inputs, output=out, params=params, log=[tmp / "fig.log"])
     return out
 
 
@@ -95,8 +82,8 @@ def test_report_captions_render_as_snakemake_renders_them(caption):
     from jinja2 import Environment
 
     text = Environment(trim_blocks=True, lstrip_blocks=True).from_string((REPORT / caption).read_text()).render(
-        snakemake=SimpleNamespace(wildcards=Named(experiment="k_sweep", table="table19", model="tiny-sd3"),
-                                  config={}, params=Named()), categories={}, files={})
+        snakemake=fake_snakemake(wildcards={"experiment": "k_sweep", "table": "table19", "model": "tiny-sd3"}),
+        categories={}, files={})
     assert "{{" not in text and "}}" not in text
     if "wildcards.experiment" in (REPORT / caption).read_text():
         assert "k_sweep" in text
@@ -118,19 +105,15 @@ def test_index_adapter_writes_the_index_and_a_report_front_page_that_renders(tmp
     experiments = list(grid_for(load_config(root / "config" / "config.yaml"), root=root).experiments.values())
     out = {"index": tmp_path / "README.md", "front": tmp_path / "report.rst"}
     guide = (REPORT / "workflow.rst").read_text()
-    run_adapter_with("paper_index.py", out, {"experiments": experiments, "guide": guide}, tmp_path)
+    run_script("paper_index.py", output=out, params={"experiments": experiments, "guide": guide},
+               log=[tmp_path / "adapter.log"])
     assert out["index"].read_text() == render_markdown(experiments)
     config = load_config(root / "config" / "config.yaml")
     text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(out["front"].read_text()).render(
-        snakemake=SimpleNamespace(config=config), categories={}, files={})
+        snakemake=fake_snakemake(config=config), categories={}, files={})
     html = docutils_core.publish_parts(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
     body = html["body"]
     assert "system-message" not in body
     assert body.index("Index of the paper") < body.index("How to read it")
     assert "paper/tables/table9" in body and "tiny-sdxl" in body and "k_sweep" not in body
 
-
-def run_adapter_with(script: str, outputs: dict, params: dict, tmp: Path) -> None:
-    snakemake = SimpleNamespace(input=Named(), output=Named(**{k: str(v) for k, v in outputs.items()}),
-                                params=Named(**params), log=[str(tmp / "adapter.log")])
-    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})
