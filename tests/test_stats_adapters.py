@@ -76,7 +76,7 @@ def test_stats_read_only_the_experiments_own_prompts_and_seeds(tmp_path):
         scores.to_parquet(tmp_path / f"{name}.parquet", index=False)
         out = {"parquet": str(tmp_path / f"{name}-stats.parquet"), "csv": str(tmp_path / f"{name}-stats.csv")}
         run_script("stats_experiment.py", input={"scores": [str(tmp_path / f"{name}.parquet")],
-                   "prompts": str(tmp_path / "prompts.tsv")},
+                                                 "prompts": str(tmp_path / "prompts.tsv")},
                    output=out, params={"experiment": exp, "stats": STATS}, log=[tmp_path / f"{name}.log"])
         results.append(pd.read_parquet(out["parquet"]))
     assert len(mixed) > len(own)
