@@ -16,4 +16,4 @@ missing = sorted(str(p) for p in outputs if p not in written)
 if missing:
     raise SystemExit(f"paper_dynamics_tables: declared outputs not written {missing}; declare "
                      "paper/tables/{OUTPUT_STEMS[table]}.{csv,md,tex}")
-job_log(snakemake).info("wrote %s", ", ".join(map(str, written)))  # noqa: F821
+job_log(snakemake).info("wrote\n%s", "\n".join(map(str, written)))  # noqa: F821

@@ -4,4 +4,4 @@ from sinkrepro.scriptlog import job_log
 
 written = write_index(snakemake.params.experiments, snakemake.params.guide,  # noqa: F821
                       snakemake.output.index, snakemake.output.front)  # noqa: F821
-job_log(snakemake).info("wrote %s", ", ".join(map(str, written)))  # noqa: F821
+job_log(snakemake).info("wrote\n%s", "\n".join(map(str, written)))  # noqa: F821

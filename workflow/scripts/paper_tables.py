@@ -15,4 +15,4 @@ missing = sorted(str(p) for p in outputs if p not in written)
 if missing:
     raise SystemExit(f"paper_tables: declared outputs not written {missing}; declare "
                      "sinkrepro.paper.tables.stats_tables(experiments) x FORMATS")
-job_log(snakemake).info("wrote %s", ", ".join(map(str, written)))  # noqa: F821
+job_log(snakemake).info("wrote\n%s", "\n".join(map(str, written)))  # noqa: F821
