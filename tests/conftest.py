@@ -47,10 +47,10 @@ def reproduced(tmp_path_factory):
     """`make reproduce`, exactly as the README says, in a copy of the repository whose
     config/config.yaml is the tiny end-to-end config of tests/test_workflow.py."""
     import yaml
-    from test_workflow import PROMPTS, tiny_config
+    from helpers import TINY_PROMPTS, tiny_config
 
     work = repo_copy(tmp_path_factory.mktemp("repo"))
-    (work / "prompts.tsv").write_text(PROMPTS)
+    (work / "prompts.tsv").write_text(TINY_PROMPTS)
     config = work / "config" / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_config(work / "prompts.tsv")))
     done = run_in(work, "make reproduce")

@@ -4,19 +4,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from sinkrepro.attention import PRESETS, InterventionSpec, attach
 from sinkrepro.attention import runtime as runtime_mod
-from sinkrepro.attention.processor import KeyEditProcessor, sdpa_arguments
+from sinkrepro.attention.processor import KeyEditProcessor
 from sinkrepro.attention.runtime import attention_modules
-from sinkrepro.attention.tokens import IMAGE
-from test_attention_oracle import naive_edit, naive_mass, naive_select
-
-PROMPTS = ["a red dog", "two cats on a table left of a blue car"]
-IDS = ["p0", "p1"]
-STEPS = 3
+from helpers import (PIPELINE_IDS, PIPELINE_PROMPTS, PIPELINE_STEPS, OracleSdpa, check_against_oracle, generate,
+                     run)
 
 
 @pytest.fixture(scope="module")
@@ -39,91 +33,6 @@ def sdxl(tmp_path_factory):
     from sinkrepro.models.tiny import build_tiny_sdxl
 
     return load_pipeline(build_tiny_sdxl(tmp_path_factory.mktemp("m") / "tiny-sdxl"), "sdxl")
-
-
-def generate(pipe, steps=STEPS, prompts=PROMPTS, **call):
-    """`call`: extra pipeline arguments (e.g. a shorter max_sequence_length)."""
-    gens = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
-    return pipe(prompt=prompts, num_inference_steps=steps, height=64, width=64, generator=gens,
-                output_type="np", **call).images
-
-
-def run(pipe, spec, steps=STEPS, call=None, **kw):
-    with attach(pipe, spec, prompt_ids=IDS, seed=0, num_inference_steps=steps, **kw) as handle:
-        images = generate(pipe, steps, **(call or {}))
-    return images, handle
-
-
-class OracleSdpa(TorchFunctionMode):
-    """Replaces the stock processor's SDPA with the float64 naive edit. `image_rows`: the image
-    query rows (a count of leading rows, or a slice)."""
-
-    def __init__(self, spec, keys, image_rows, valid=None, noise=None):
-        super().__init__()
-        self.spec, self.keys, self.image_rows, self.valid, self.noise = spec, keys, image_rows, valid, noise
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is not F.scaled_dot_product_attention:
-            return func(*args, **kwargs)
-        call = sdpa_arguments(args, kwargs)
-        q, k, v = call["query"], call["key"], call["value"]
-        rows = self.image_rows if self.spec.rows == "image" else q.shape[2]
-        out, _ = naive_edit(q, k, v, self.keys, self.spec, rows, self.image_rows, noise=self.noise, valid=self.valid)
-        return out.to(q.dtype)
-
-
-def check_against_oracle(pipe, spec, monkeypatch, steps=2, call=None):
-    """Run `spec`; recompute every patched call's module output with the oracle in place of SDPA.
-
-    Tolerance 1e-5, or twice torch's own fp32 attention error on the same call where that is
-    larger: stock fp32 attention itself is off the float64 result by up to ~2e-5 on some stand-in
-    calls (e.g. the SD3.5 stand-in's last block), and an edit cannot be held closer than that."""
-    denoiser = pipe.transformer if hasattr(pipe, "transformer") else pipe.unet
-    layer = spec.layers[0]
-    module = attention_modules(denoiser, spec.modules, spec.blocks)[layer][1]
-    calls, seen = [], []
-    hook = module.register_forward_hook(lambda m, a, kw, out: calls.append((a, kw, out)), with_kwargs=True)
-    real = runtime_mod.intervene
-
-    def spy(q, k, v, spec, layout, **kw):
-        drawn = {}
-        if callable(kw.get("noise")):
-            make = kw["noise"]
-            kw["noise"] = lambda n: drawn.setdefault("noise", make(n))
-        result = real(q, k, v, spec, layout, **kw)
-        seen.append((q, k, layout, result, drawn.get("noise")))
-        return result
-
-    monkeypatch.setattr(runtime_mod, "intervene", spy)
-    try:
-        run(pipe, spec, steps=steps, call=call)
-    finally:
-        hook.remove()
-    assert len(calls) == len(seen) == steps
-    for (args, kwargs, out), (q, k, layout, result, noise) in zip(calls, seen):
-        if spec.select in ("top", "bottom"):
-            allowed = torch.ones_like(layout.region, dtype=torch.bool)
-            if spec.pool != "all":
-                allowed = (layout.region == IMAGE) == (spec.pool == "image")
-            mass = naive_mass(q, k, layout.image_rows)
-            keys = naive_select(spec, mass, allowed)
-            # same chosen mass (SDXL's zeroed negative prompt makes all its text keys tie)
-            assert torch.allclose(mass.gather(-1, result.keys).sum(-1), mass.gather(-1, keys).sum(-1), atol=1e-6)
-        with torch.no_grad():
-            with OracleSdpa(spec, result.keys, layout.image_rows, result.valid, noise):
-                ref = module(*args, **kwargs)
-            # torch's own fp32 attention error on this call: the float64 oracle's unedited output vs stock
-            with OracleSdpa(InterventionSpec(), result.keys[..., :0], layout.image_rows):
-                exact_stock = module(*args, **kwargs)
-            floor = max_gap(module(*args, **kwargs), exact_stock)
-        assert max_gap(out, ref) <= max(1e-5, 2 * floor)
-
-
-def max_gap(a, b) -> float:
-    """Largest absolute difference between two module outputs (a tensor or a tuple of them)."""
-    pairs = zip(a, b) if isinstance(a, tuple) else [(a, b)]
-    return max(float((x.double() - y.double()).abs().max()) for x, y in pairs)
 
 
 SD3_SPECS = {name: dict(PRESETS[name], k=2, layers=(1,)) for name in PRESETS if name != "base"}
@@ -175,10 +84,10 @@ def test_empty_edit_runs_our_processor_and_matches_stock(sd3):
     spec = InterventionSpec(select="top", k=0, layers=(0, 1, 2, 3))
     modules = [m for _, m in attention_modules(sd3.transformer, ("attn",))]
     originals = [m.processor for m in modules]
-    with attach(sd3, spec, prompt_ids=IDS, seed=0, num_inference_steps=STEPS) as handle:
+    with attach(sd3, spec, prompt_ids=PIPELINE_IDS, seed=0, num_inference_steps=PIPELINE_STEPS) as handle:
         images = generate(sd3)
         assert all(isinstance(m.processor, KeyEditProcessor) for m in modules)  # still ours after the call
-    assert handle.calls == 4 * STEPS and handle.edits == 4 * STEPS
+    assert handle.calls == 4 * PIPELINE_STEPS and handle.edits == 4 * PIPELINE_STEPS
     assert np.abs(images - base).max() <= 1e-6
     assert [m.processor for m in modules] == originals
 
@@ -187,8 +96,8 @@ def test_processors_are_restored_after_an_error(sd3):
     modules = [m for _, m in attention_modules(sd3.transformer, ("attn",))]
     originals = [m.processor for m in modules]
     with pytest.raises(RuntimeError, match="boom"):
-        with attach(sd3, InterventionSpec(select="top", k=1, layers=(1,)), prompt_ids=IDS, seed=0,
-                    num_inference_steps=STEPS):
+        with attach(sd3, InterventionSpec(select="top", k=1, layers=(1,)), prompt_ids=PIPELINE_IDS, seed=0,
+                    num_inference_steps=PIPELINE_STEPS):
             raise RuntimeError("boom")
     assert [m.processor for m in modules] == originals
 
@@ -206,13 +115,13 @@ def test_dynamics_rows_follow_the_contract(sd3):
     _, handle = run(sd3, InterventionSpec(**dict(PRESETS["rds"], k=1, layers=(1,))), measure_layers=(0, 1), measure_k=3)
     rows = handle.dynamics_rows()
     heads = sd3.transformer.config.num_attention_heads
-    assert len(rows) == STEPS * 2 * 2 * 2 * heads  # steps x layers x halves x prompts x heads
+    assert len(rows) == PIPELINE_STEPS * 2 * 2 * 2 * heads  # steps x layers x halves x prompts x heads
     cols = ("prompt_id seed step progress timestep layer batch_half head top1_mass topk_mass entropy top5_conc "
             "sink_index sink_type sink_row sink_col bos_mass edited_mass max_activation").split()
     assert all(list(r) == cols for r in rows)
     timesteps = sd3.scheduler.timesteps.tolist()
     for r in rows:
-        assert r["timestep"] == timesteps[r["step"]] and r["progress"] == r["step"] / (STEPS - 1)
+        assert r["timestep"] == timesteps[r["step"]] and r["progress"] == r["step"] / (PIPELINE_STEPS - 1)
         assert r["top1_mass"] <= r["topk_mass"] <= 1 + 1e-6 and r["top1_mass"] >= 1 / 1e4
         assert r["sink_type"] in ("image", "clip", "t5", "pad")
         assert (r["sink_row"] >= 0) == (r["sink_type"] == "image") == (r["sink_index"] < 16)
@@ -220,7 +129,7 @@ def test_dynamics_rows_follow_the_contract(sd3):
             assert r["sink_row"] * 4 + r["sink_col"] == r["sink_index"]
         # the hard mask leaves exactly zero mass: no epsilon floor
         assert (r["edited_mass"] == 0.0) if r["layer"] == 1 else np.isnan(r["edited_mass"])
-    assert {(r["prompt_id"], r["batch_half"]) for r in rows} == {(p, h) for p in IDS for h in ("uncond", "cond")}
+    assert {(r["prompt_id"], r["batch_half"]) for r in rows} == {(p, h) for p in PIPELINE_IDS for h in ("uncond", "cond")}
 
 
 def test_padding_comes_from_the_tokenizer_masks(sd3, monkeypatch):
@@ -231,8 +140,8 @@ def test_padding_comes_from_the_tokenizer_masks(sd3, monkeypatch):
     run(sd3, InterventionSpec(select="top", k=1, layers=(0,)))
     layout = layouts[0]
     n_img = layout.n_image
-    clip = sd3.tokenizer(["", ""] + PROMPTS, padding="max_length", max_length=77, return_tensors="pt")
-    t5 = sd3.tokenizer_3(["", ""] + PROMPTS, padding="max_length", max_length=256, truncation=True,
+    clip = sd3.tokenizer(["", ""] + PIPELINE_PROMPTS, padding="max_length", max_length=77, return_tensors="pt")
+    t5 = sd3.tokenizer_3(["", ""] + PIPELINE_PROMPTS, padding="max_length", max_length=256, truncation=True,
                          return_tensors="pt")
     assert torch.equal(layout.is_pad[:, n_img:n_img + 77], clip.attention_mask == 0)
     assert torch.equal(layout.is_pad[:, n_img + 77:], t5.attention_mask == 0)

@@ -11,7 +11,7 @@ from sinkrepro.paper.claims import (
 from sinkrepro.provenance import STANDIN_NOTICE
 from sinkrepro.stats import StatsConfig, analyze_experiment
 from sinkrepro.stats.multiplicity import combine_stats
-from test_stats_analysis import make_experiment, make_scores, prompt_table
+from helpers import make_experiment, make_scores, prompt_table
 
 CFG = StatsConfig(bootstrap_resamples=500, categories=False)
 MARGINS = resolve_margins(CFG, {})  # the configured margins (no noise floor measured)
@@ -176,6 +176,16 @@ def _model_stats(model: str, effects: dict, seed: int) -> pd.DataFrame:
     return analyze_experiment(make_scores(exp, effects, seed=seed, sd=0.004), exp, CFG, prompt_table(30))
 
 
+# model "alpha" keeps CLIP-T at k=1, model "beta" loses 0.03 of it
+MODELS = {"alpha": (LPIPS | {("clip_t", "cf-k1-L12"): 0.0}, 1), "beta": (LPIPS | {("clip_t", "cf-k1-L12"): -0.03}, 2)}
+
+
+@pytest.fixture(scope="module")
+def per_model() -> dict[str, pd.DataFrame]:
+    """Each model's statistics, analysed once for the module."""
+    return {model: _model_stats(model, effects, seed) for model, (effects, seed) in MODELS.items()}
+
+
 def _section(text, heading: str, stop: str) -> list[str]:
     lines = text.splitlines() if isinstance(text, str) else text
     start = lines.index(heading) + 1
@@ -183,11 +193,8 @@ def _section(text, heading: str, stop: str) -> list[str]:
     return lines[start:end]
 
 
-def test_claims_are_judged_per_model_side_by_side():
-    # model "alpha" keeps CLIP-T at k=1, model "beta" loses 0.03 of it
-    alpha_fx = LPIPS | {("clip_t", "cf-k1-L12"): 0.0}
-    beta_fx = LPIPS | {("clip_t", "cf-k1-L12"): -0.03}
-    both = combine_stats([_model_stats("alpha", alpha_fx, 1), _model_stats("beta", beta_fx, 2)], CFG)
+def test_claims_are_judged_per_model_side_by_side(per_model):
+    both = combine_stats([per_model["alpha"], per_model["beta"]], CFG)
     text = render_claims(both, CFG, standin=True)
     lines = text.splitlines()
     assert "| claim | alpha | beta |" in lines
@@ -195,8 +202,8 @@ def test_claims_are_judged_per_model_side_by_side():
     cells = [c.strip() for c in clip.strip("|").split("|")][1:]
     assert cells[0].startswith("**supported** (k=1: ") and cells[1].startswith("**not supported** (k=1: -0.03")
     # each model's column and detail equal an independent run on that model's rows alone
-    for model, fx, seed in (("alpha", alpha_fx, 1), ("beta", beta_fx, 2)):
-        alone = combine_stats([_model_stats(model, fx, seed)], CFG)
+    for model in MODELS:
+        alone = combine_stats([per_model[model]], CFG)
         single = render_claims(alone, CFG, standin=True)
         assert "### " not in single and "| claim | verdict |" in single.splitlines()
         col = 1 + ["alpha", "beta"].index(model)

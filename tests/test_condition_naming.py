@@ -4,7 +4,7 @@ import copy
 from sinkrepro import layout
 from sinkrepro.attention.spec import InterventionSpec
 from sinkrepro.grid import condition_id, resolved_overrides
-from test_grid import base_config, grid
+from helpers import base_config, grid
 
 
 def with_sampler(config, name, sampler):

@@ -11,7 +11,7 @@ from sinkrepro.attention import PRESETS, InterventionSpec
 from sinkrepro.attention import runtime as runtime_mod
 from sinkrepro.attention.runtime import attention_modules, rotary_text_first
 from sinkrepro.attention.tokens import IMAGE, T5
-from test_attention_pipeline import PROMPTS, check_against_oracle, generate, run
+from helpers import PIPELINE_PROMPTS, REPO, check_against_oracle, default_config, generate, run
 
 FLUX_CALL = {"max_sequence_length": 16}  # T5 keys per prompt in the FLUX tests
 BOS_PRESETS = ("sa", "sa_value")  # edit the CLIP BOS key: no such key in FLUX
@@ -137,7 +137,7 @@ def test_sd35_edits_the_keys_stock_attention_sees(sd35, monkeypatch):
 def test_flux_layout_is_derived_from_the_call(flux, monkeypatch):
     seen = spy_intervene(monkeypatch)
     run(flux, InterventionSpec(select="top", k=1, layers=(0, 2)), steps=1, call=FLUX_CALL)
-    t5 = flux.tokenizer_2(PROMPTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
+    t5 = flux.tokenizer_2(PIPELINE_PROMPTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
     assert len(seen) == 2
     for _, k, _, layout, _ in seen:  # joint block 0, single-stream block 0
         assert k.shape[2] == 16 + 16 and layout.image_start == layout.row_start == 16 and layout.n_image == 16
@@ -202,7 +202,7 @@ def test_empty_edit_and_measuring_are_bit_identical(family, sd35, flux):
     assert np.array_equal(images, base)
     rows = handle.dynamics_rows()
     heads = pipe.transformer.config.num_attention_heads
-    assert len(rows) == 3 * n * halves * len(PROMPTS) * heads
+    assert len(rows) == 3 * n * halves * len(PIPELINE_PROMPTS) * heads
     assert {r["sink_type"] for r in rows} <= ({"image", "clip", "t5", "pad"} if family == "sd35" else {"image", "t5", "pad"})
     image_start = 16 if family == "flux" else 0  # FLUX's 16 T5 keys come first
     for r in rows:  # an image sink's grid position is counted from the first image key (4x4 grid)
@@ -272,16 +272,15 @@ def test_config_refuses_a_bos_edit_on_flux_and_checks_layers(tmp_path, monkeypat
     import yaml
 
     from sinkrepro import cli
-    from test_config import ROOT, TINY
 
-    config = {**TINY, "models": {"tiny-flux": {"family": "flux", "source": "standin", "heads": 4,
+    config = {**default_config(), "models": {"tiny-flux": {"family": "flux", "source": "standin", "heads": 4,
                                                "sampler": {"steps": 2, "guidance": 0.0, "height": 64, "width": 64,
                                                            "max_sequence_length": 16}}}}
     exp = {"description": "x", "model": "tiny-flux", "prompts": "tiny", "seeds": [0], "layers": [3], "k": [1],
            "metrics": ["clip_t"], "conditions": {"sink": {"preset": "cf"}}}
     prompts = tmp_path / "config" / "prompts" / "tiny.tsv"
     prompts.parent.mkdir(parents=True)
-    prompts.write_text((ROOT / "config" / "prompts" / "tiny.tsv").read_text())
+    prompts.write_text((REPO / "config" / "prompts" / "tiny.tsv").read_text())
     monkeypatch.chdir(tmp_path)
     cases = [({"layers": [3]}, None),
              ({"layers": [4]}, "layer 4 does not exist: tiny-flux has 4 attention modules"),
@@ -313,9 +312,8 @@ def test_families_config_passes_the_checks():
     are the modules its comments name."""
     from sinkrepro.architecture import patchable
     from sinkrepro.config import load_config
-    from test_config import ROOT
 
-    config = load_config(ROOT / "config" / "families.yaml")
+    config = load_config(REPO / "config" / "families.yaml")
     flux_modules = patchable(config["models"]["flux-schnell"], ("attn",))
     assert len(flux_modules) == 57 and flux_modules[28] == "single_transformer_blocks.9.attn"
     assert patchable(config["models"]["sd35-medium"], ("attn",))[12] == "transformer_blocks.12.attn"
@@ -353,7 +351,7 @@ def test_a_generation_job_runs_on_each_stand_in(family, sd35_dir, flux_dir, tmp_
     from sinkrepro.generate import ShardJob, run_shard
 
     model_dir = sd35_dir if family == "sd35" else flux_dir
-    prompts = [dict(prompt_id=f"p{i}", prompt_index=i, prompt=p, category="x") for i, p in enumerate(PROMPTS)]
+    prompts = [dict(prompt_id=f"p{i}", prompt_index=i, prompt=p, category="x") for i, p in enumerate(PIPELINE_PROMPTS)]
     job = ShardJob(model=f"tiny-{family}", family=family, condition="cf-k1", seed=0, seed_scheme="hash",
                    sampler=dict(steps=2, guidance=0.0 if family == "flux" else 4.5, height=64, width=64,
                                 max_sequence_length=16),

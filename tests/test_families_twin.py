@@ -12,7 +12,7 @@ from sinkrepro.grid import build_grid
 from sinkrepro.paper.claims import CLAIMS
 from sinkrepro.plan import jobs_per_rule
 from sinkrepro.twin import MODEL_PREFIX, make_twin
-from test_workflow import planned, snakemake
+from helpers import planned, snakemake
 from twins import REPO, condition_map, offline_and_twin, run_twin
 
 

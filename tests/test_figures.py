@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from test_figures_inputs import dynamics_rows, stats_rows
+from helpers import dynamics_rows, stats_rows
 from sinkrepro.paper import dynamics_figures as dyn
 from sinkrepro.paper import effect_figures as eff
 from sinkrepro.paper.numbers import sig

@@ -9,7 +9,7 @@ from sinkrepro.paper import calibration_figures as cal
 from sinkrepro.paper import effect_figures as eff
 from sinkrepro.paper.figcheck import corners, overlap, problems
 from sinkrepro.paper.sidecar import read_metadata
-from test_figures_inputs import fid_stats_rows, stats_rows
+from helpers import fid_stats_rows, stats_rows
 
 
 def figure(width=4.0, height=3.0):

@@ -1,32 +1,19 @@
 """The figure entry points and their Snakemake adapters, run on contract files in a temp dir."""
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from test_figures_inputs import dynamics_rows, fid_stats_rows, image_shards, stats_rows
+from helpers import dynamics_rows, fake_snakemake, fid_stats_rows, image_shards, run_script, stats_rows
 from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
-
-
-class Named(SimpleNamespace):
-    """Enough of snakemake's Namedlist for the adapters: attributes plus .get()."""
-
-    def get(self, key, default=None):
-        return getattr(self, key, default)
 
 
 def run_adapter(script: str, tmp: Path, inputs: dict, params: dict, csv: bool = True) -> dict:
     out = {"png": tmp / "fig.png", "pdf": tmp / "fig.pdf"} | ({"csv": tmp / "fig.csv"} if csv else {})
-    snakemake = SimpleNamespace(input=Named(**inputs), output=Named(**{k: str(v) for k, v in out.items()}),
-                                params=Named(**params), log=[str(tmp / "fig.log")])
-    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})
+    run_script(script, input=inputs, output=out, params=params, log=[tmp / "fig.log"])
     return out
 
 
@@ -38,16 +25,16 @@ def test_fig_dynamics_adapter_writes_png_pdf_and_the_drawn_table(tmp_path, figur
         dynamics_rows(seeds=(seed,), rng=seed).to_parquet(p)
         paths.append(str(p))
     out = run_adapter("fig_dynamics.py", tmp_path, {"dynamics": paths},
-                      {"figure": figure, "layers": [0, 2], "condition": "base", "model": "tiny-sd3"})
+                      {"figure": figure, "condition": "base", "model": "tiny-sd3", "own": None})
     assert out["pdf"].read_bytes()[:5] == b"%PDF-" and out["png"].stat().st_size > 0
     meta = read_metadata(out["csv"])
     assert meta["standin"] is True and meta["notice"] == STANDIN_NOTICE and meta["url"] == "fig.csv"
     table = pd.read_csv(out["csv"])  # default reader, no options
     assert [c["name"] for c in meta["tableSchema"]["columns"]] == list(table.columns)
+    if figure in ("curves", "attribution"):
+        assert set(table["layer"]) == {0, 1, 2}  # every measured layer
     if figure == "curves":
-        assert set(table["layer"]) == {0, 2} and table["n"].max() == 3  # prompts pooled over both files
-    if figure == "attribution":
-        assert set(table["layer"]) == {0, 1, 2}  # attribution always covers every measured layer
+        assert table["n"].max() == 3  # prompts pooled over both files
 
 
 @pytest.mark.parametrize("figure", ["dose", "forest", "fid", "categories"])
@@ -60,15 +47,6 @@ def test_stats_adapter(tmp_path, figure):
         run_adapter("fig_stats.py", tmp_path, {"stats": str(stats)}, {"figure": "nope"})
 
 
-def test_forest_options_pass_through(tmp_path):
-    stats = tmp_path / "s.parquet"
-    stats_rows().to_parquet(stats)
-    out = run_adapter("fig_stats.py", tmp_path, {"stats": str(stats)},
-                      {"figure": "forest", "options": {"adjusted": "p_adj_experiment", "alpha": 0.5}})
-    table = pd.read_csv(out["csv"])
-    assert (table["significant"] == (table["p_adj_experiment"] < 0.5)).all()
-
-
 def test_fig_panels_adapter_writes_the_selection_table(tmp_path):
     shards, scores = image_shards(tmp_path / "images", n_prompts=6, seeds=(0,))
     score_paths = []
@@ -77,10 +55,10 @@ def test_fig_panels_adapter_writes_the_selection_table(tmp_path):
         rows.to_parquet(p)
         score_paths.append(str(p))
     out = run_adapter("fig_panels.py", tmp_path, {"scores": score_paths, "shards": [str(s) for s in shards]},
-                      {"condition": "cf-k1-L1", "control": "cf_random-k1-L1", "n_per_group": 1, "clip_tol": 0.05})
+                      {"condition": "cf-k1-L1", "control": "cf_random-k1-L1", "baseline": "base", "own": None})
     table = pd.read_csv(out["csv"])
     assert {"C", "D"} <= set(table["group"]) <= {"A", "B", "C", "D"}  # C and D have no entry condition
-    assert table.groupby("group").size().max() == 1
+    assert table.groupby("group").size().max() <= 5  # panel_figure's n_per_group
     assert {"prompt", "lpips_sink", "d_clip_sink", "path_sink", "path_random"} <= set(table.columns)
     assert out["pdf"].read_bytes()[:5] == b"%PDF-"
 
@@ -95,8 +73,8 @@ def test_report_captions_render_as_snakemake_renders_them(caption):
     from jinja2 import Environment
 
     text = Environment(trim_blocks=True, lstrip_blocks=True).from_string((REPORT / caption).read_text()).render(
-        snakemake=SimpleNamespace(wildcards=Named(experiment="k_sweep", table="table19", model="tiny-sd3"),
-                                  config={}, params=Named()), categories={}, files={})
+        snakemake=fake_snakemake(wildcards={"experiment": "k_sweep", "table": "table19", "model": "tiny-sd3"}),
+        categories={}, files={})
     assert "{{" not in text and "}}" not in text
     if "wildcards.experiment" in (REPORT / caption).read_text():
         assert "k_sweep" in text
@@ -118,19 +96,15 @@ def test_index_adapter_writes_the_index_and_a_report_front_page_that_renders(tmp
     experiments = list(grid_for(load_config(root / "config" / "config.yaml"), root=root).experiments.values())
     out = {"index": tmp_path / "README.md", "front": tmp_path / "report.rst"}
     guide = (REPORT / "workflow.rst").read_text()
-    run_adapter_with("paper_index.py", out, {"experiments": experiments, "guide": guide}, tmp_path)
+    run_script("paper_index.py", output=out, params={"experiments": experiments, "guide": guide},
+               log=[tmp_path / "adapter.log"])
     assert out["index"].read_text() == render_markdown(experiments)
     config = load_config(root / "config" / "config.yaml")
     text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(out["front"].read_text()).render(
-        snakemake=SimpleNamespace(config=config), categories={}, files={})
+        snakemake=fake_snakemake(config=config), categories={}, files={})
     html = docutils_core.publish_parts(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
     body = html["body"]
     assert "system-message" not in body
     assert body.index("Index of the paper") < body.index("How to read it")
     assert "paper/tables/table9" in body and "tiny-sdxl" in body and "k_sweep" not in body
 
-
-def run_adapter_with(script: str, outputs: dict, params: dict, tmp: Path) -> None:
-    snakemake = SimpleNamespace(input=Named(), output=Named(**{k: str(v) for k, v in outputs.items()}),
-                                params=Named(**params), log=[str(tmp / "adapter.log")])
-    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from test_figures_inputs import fid_stats_rows, image_shards, stats_rows
+from helpers import fid_stats_rows, image_shards, stats_rows
 from sinkrepro.paper import calibration_figures as cal
 from sinkrepro.paper import panels
 from sinkrepro.paper.numbers import sig

@@ -1,53 +1,13 @@
 """The job grid: canonical conditions, shared work, shard membership, seeds, config errors."""
-import copy
-
 import pytest
-import yaml
 
 from sinkrepro import layout
 from sinkrepro.attention.spec import InterventionSpec, spec_from_config
 from sinkrepro.config import validate_config
-from sinkrepro.grid import build_grid, condition_id, generator_seed
+from sinkrepro.grid import condition_id, generator_seed
 from sinkrepro.plan import jobs_per_rule, plan_summary
 from sinkrepro.vocab import PAIRWISE_METRICS, per_image_metrics
-
-PROMPTS = {"p": [{"prompt_id": f"p{i}", "prompt_index": i, "prompt": f"prompt {i}", "category": "colors"}
-                 for i in range(10)]}
-
-
-def base_config():
-    return yaml.safe_load("""
-shard_size: 4
-models:
-  m: {family: sd3, source: standin, heads: 4, n_keys: 125,
-      sampler: {steps: 4, guidance: 7.0, height: 64, width: 64}}
-prompt_sets:
-  p: {source: local, path: unused.tsv}
-scorers: {clip_t: {}, lpips: {}, fid: {}, imagereward: {}}
-experiments:
-  a:
-    model: m
-    prompts: p
-    seeds: [0, 1]
-    layers: [1]
-    k: [1, 5]
-    conditions: {sink: {preset: dsp}, random: {preset: dsp_random}}
-    contrasts: [[sink, random]]
-    metrics: [clip_t, lpips, fid]
-  b:
-    model: m
-    prompts: p
-    n_prompts: 6
-    seeds: [0]
-    layers: [1]
-    k: [1]
-    conditions: {sink: {preset: dsp}}
-    metrics: [clip_t]
-""")
-
-
-def grid(config):
-    return build_grid(validate_config(config), PROMPTS)
+from helpers import base_config, grid
 
 
 def test_identical_work_is_one_condition():

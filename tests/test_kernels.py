@@ -5,7 +5,7 @@ import torch
 
 from sinkrepro.attention.fused import fused_mass
 from sinkrepro.attention.kernels import as_bias, attention_with_lse, incoming_mass
-from test_attention_oracle import naive_probs
+from sinkrepro.attention.reference import naive_probs
 
 CARRIERS = ["values", "mask", "dims"]  # CPU fp32, CPU any dtype, CUDA (run here on the CPU kernel)
 

@@ -1,8 +1,9 @@
 """Execution profiles: every workflow profile plans the default config's jobs, and what the SLURM
 profiles ask of sbatch is what the installed executor plugin builds from the planned resources.
 
-Dry runs only: fake sbatch/squeue/sacct/... on PATH record any call, so no SLURM is needed and the
-tests prove that planning never submits. The real loopback-SLURM run is tests/cluster/ (by hand).
+Dry runs only, in a copy of the checkout (Snakemake's .snakemake/ goes there, not into the source
+tree): fake sbatch/squeue/sacct/... on PATH record any call, so no SLURM is needed and the tests
+prove that planning never submits. The real loopback-SLURM run is tests/cluster/ (by hand).
 """
 import os
 import re
@@ -19,6 +20,8 @@ import snakemake_executor_plugin_slurm as slurm_plugin
 import snakemake_executor_plugin_slurm_jobstep as jobstep_plugin
 from snakemake_executor_plugin_slurm.submit_string import get_submit_command
 from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+from roundtrip import checkout_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "workflow" / "profiles"
@@ -40,11 +43,24 @@ def fake_slurm(tmp_path_factory):
     return SimpleNamespace(bin=bin_dir, calls=calls)
 
 
-def dry_run(profile, fake_slurm, *extra):
-    env = {**os.environ, "PATH": f"{fake_slurm.bin}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock",
-           "--workflow-profile", str(profile), *extra]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A copy of the checkout to plan in, with the root's profiles/ link (checkout_copy copies files)."""
+    dest = checkout_copy(tmp_path_factory.mktemp("repo"))
+    (dest / "profiles").symlink_to("workflow/profiles")
+    return dest
+
+
+def snakemake_dry_run(work, fake_slurm, *args):
+    """`snakemake -n --forceall --nolock *args` in `work`, importing its own sinkrepro, with the fake SLURM tools."""
+    env = {**os.environ, "PATH": f"{fake_slurm.bin}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(work / "src")}
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", *args], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def dry_run(profile, work, fake_slurm, *extra):
+    return snakemake_dry_run(work, fake_slurm, "--workflow-profile", str(profile), *extra)
 
 
 def parse_value(text):
@@ -70,11 +86,11 @@ def planned_jobs(stdout):
 
 
 @pytest.fixture(scope="module")
-def plans(fake_slurm):
+def plans(work, fake_slurm):
     """Dry runs: the default profile on the default config, every profile on it with device=auto."""
-    runs = {("default", "cpu"): dry_run(PROFILES / "default", fake_slurm)}
+    runs = {("default", "cpu"): dry_run(PROFILES / "default", work, fake_slurm)}
     for name in ("default", "local-gpus", "slurm", "slurm-gres"):
-        runs[(name, "auto")] = dry_run(PROFILES / name, fake_slurm, "--config", "device=auto")
+        runs[(name, "auto")] = dry_run(PROFILES / name, work, fake_slurm, "--config", "device=auto")
     for key, run in runs.items():
         assert run.returncode == 0, f"dry run {key} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     return {key: planned_jobs(run.stdout) for key, run in runs.items()}
@@ -130,7 +146,8 @@ def test_profile_resources_are_names_snakemake_or_the_plugin_reads(name):
 
 
 def rules_text():
-    return "\n".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    files = [ROOT / "workflow" / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")]
+    return "\n".join(p.read_text() for p in files)
 
 
 class JobResources(dict):
@@ -178,21 +195,19 @@ def test_runtime_is_minutes_and_gpu_jobs_get_the_longest(plans):
     assert gen.resources["runtime"] == 240 and "-t 240" in sbatch_args(gen)
 
 
-def test_a_misspelt_profile_key_fails_the_dry_run(tmp_path, fake_slurm):
+def test_a_misspelt_profile_key_fails_the_dry_run(tmp_path, work, fake_slurm):
     profile = tmp_path / "typo"
     shutil.copytree(PROFILES / "slurm", profile)
     with open(profile / "config.yaml", "a") as f:
         f.write("slurm-status-comand: squeue\n")
-    run = dry_run(profile, fake_slurm)
+    run = dry_run(profile, work, fake_slurm)
     assert run.returncode != 0 and "slurm-status-comand" in run.stderr + run.stdout
 
 
-def test_plain_snakemake_from_the_repo_root_loads_the_default_profile(fake_slurm):
+def test_plain_snakemake_from_the_repo_root_loads_the_default_profile(work, fake_slurm):
     """Snakemake looks for profiles/default beside the main Snakefile, the root one: profiles/ links to
     workflow/profiles/, so its default profile (rerun-incomplete, ...) applies and the run says so."""
-    env = {**os.environ, "PATH": f"{fake_slurm.bin}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = snakemake_dry_run(work, fake_slurm)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Using workflow specific profile profiles/default" in run.stderr
     assert (ROOT / "profiles" / "default").resolve() == (PROFILES / "default").resolve()

@@ -248,7 +248,7 @@ panel_figure(["scores.parquet"], shards, png=sys.argv[1] + ".png", pdf=sys.argv[
 def test_two_processes_draw_byte_identical_panels(tmp_path):
     """The panels figure (images, text, constrained layout) drawn twice from the same inputs, each in a
     fresh process with a different environment size (which moves memory addresses)."""
-    from test_figures_inputs import image_shards
+    from helpers import image_shards
 
     _, scores = image_shards(tmp_path / "img", n_prompts=6, seeds=(0,))
     scores.to_parquet(tmp_path / "scores.parquet")

@@ -1,26 +1,13 @@
 """The three workflow adapters, run as Snakemake runs them (a `snakemake` object with Namedlists)."""
-import runpy
-from pathlib import Path
-from types import SimpleNamespace
-
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from snakemake.iocontainers import InputFiles, Log, Namedlist, OutputFiles, Params
 
 from sinkrepro.paper.tables import FORMATS, stats_tables
 from sinkrepro.provenance import STANDIN_NOTICE
-from test_stats_analysis import make_experiment, make_scores, prompt_table
+from helpers import make_experiment, make_scores, prompt_table, run_script
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 STATS = {"bootstrap_resamples": 500, "seed": 3, "margins": {"clip_t": 0.02}, "multiplicity": {"within": "holm"}}
-
-
-def run(script, *, input, output, params, log):
-    snakemake = SimpleNamespace(
-        input=InputFiles(fromdict=input), params=Params(fromdict=params), log=Log([str(log)]),
-        output=OutputFiles(fromdict=output) if isinstance(output, dict) else OutputFiles([str(p) for p in output]))
-    runpy.run_path(str(SCRIPTS / script), init_globals={"snakemake": snakemake})
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +22,8 @@ def stats_file(tmp_path_factory):
         part.to_parquet(shards[-1], index=False)
     prompt_table(6).to_csv(tmp / "prompts.tsv", sep="\t", index=False)
     out = {"parquet": str(tmp / "stats" / "k_sweep.parquet"), "csv": str(tmp / "stats" / "k_sweep.csv")}
-    run("stats_experiment.py", input={"scores": [str(p) for p in shards], "prompts": str(tmp / "prompts.tsv")},
-        output=out, params={"experiment": exp, "stats": STATS}, log=tmp / "stats.log")
+    run_script("stats_experiment.py", input={"scores": [str(p) for p in shards], "prompts": str(tmp / "prompts.tsv")},
+               output=out, params={"experiment": exp, "stats": STATS}, log=[tmp / "stats.log"])
     return tmp, exp, out
 
 
@@ -54,14 +41,14 @@ def test_stats_adapter_writes_parquet_and_csv(stats_file):
 def test_paper_adapters_write_declared_tables_and_claims(stats_file):
     tmp, exp, out = stats_file
     tables = [tmp / "paper" / "tables" / f"{t}.{e}" for t in stats_tables([exp]) for e in FORMATS]
-    run("paper_tables.py", input={"stats": [out["parquet"]]}, output=tables,
-        params={"experiments": [exp], "stats": STATS}, log=tmp / "tables.log")
+    run_script("paper_tables.py", input={"stats": [out["parquet"]]}, output=tables,
+               params={"experiments": [exp], "stats": STATS}, log=[tmp / "tables.log"])
     assert all(p.exists() for p in tables) and len(tables) == 2 * len(FORMATS)
     claims = tmp / "paper" / "claims.md"
     baseline = [str(p) for p in tmp.glob("*-base.parquet")]  # one seed: no noise floor, configured margins
-    run("paper_claims.py", input={"stats": [out["parquet"]], "baseline_scores": baseline},
-        output={"claims": str(claims)},
-        params={"experiments": [exp], "stats": STATS}, log=tmp / "claims.log")
+    run_script("paper_claims.py", input={"stats": [out["parquet"]], "baseline_scores": baseline},
+               output={"claims": str(claims)},
+               params={"experiments": [exp], "stats": STATS}, log=[tmp / "claims.log"])
     text = claims.read_text()
     assert text.startswith(STANDIN_NOTICE) and "Perceptual shift about 6x random" in text
     assert "not run in this config" in text  # no HPS / ImageReward in this experiment
@@ -71,8 +58,8 @@ def test_paper_tables_adapter_rejects_undeclared_layout(stats_file):
     tmp, exp, out = stats_file
     wrong = [tmp / "elsewhere" / "table2.csv", tmp / "elsewhere" / "table99.csv"]
     with pytest.raises(SystemExit, match="table99.csv"):
-        run("paper_tables.py", input={"stats": [out["parquet"]]}, output=wrong,
-            params={"experiments": [exp], "stats": STATS}, log=tmp / "tables2.log")
+        run_script("paper_tables.py", input={"stats": [out["parquet"]]}, output=wrong,
+                   params={"experiments": [exp], "stats": STATS}, log=[tmp / "tables2.log"])
 
 
 def test_stats_read_only_the_experiments_own_prompts_and_seeds(tmp_path):
@@ -88,9 +75,9 @@ def test_stats_read_only_the_experiments_own_prompts_and_seeds(tmp_path):
     for name, scores in (("own", own), ("mixed", mixed)):
         scores.to_parquet(tmp_path / f"{name}.parquet", index=False)
         out = {"parquet": str(tmp_path / f"{name}-stats.parquet"), "csv": str(tmp_path / f"{name}-stats.csv")}
-        run("stats_experiment.py", input={"scores": [str(tmp_path / f"{name}.parquet")],
-                                          "prompts": str(tmp_path / "prompts.tsv")},
-            output=out, params={"experiment": exp, "stats": STATS}, log=tmp_path / f"{name}.log")
+        run_script("stats_experiment.py", input={"scores": [str(tmp_path / f"{name}.parquet")],
+                                                 "prompts": str(tmp_path / "prompts.tsv")},
+                   output=out, params={"experiment": exp, "stats": STATS}, log=[tmp_path / f"{name}.log"])
         results.append(pd.read_parquet(out["parquet"]))
     assert len(mixed) > len(own)
     pd.testing.assert_frame_equal(results[0], results[1])

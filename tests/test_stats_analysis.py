@@ -8,51 +8,9 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from sinkrepro.stats import StatsConfig, analyze_experiment
+from helpers import CATEGORIES, make_experiment, make_scores, prompt_table
 
-CATS = ["single_object", "two_object", "counting", "colors", "position", "color_attr"]
 CFG = StatsConfig(bootstrap_resamples=1000)
-
-
-def make_experiment(ks=(1, 10, 50), seeds=(0, 1), n_prompts=12, metrics=("clip_t", "hps", "lpips")):
-    conditions, contrasts = [], []
-    for k in ks:
-        for preset, label, select in (("cf", "sink", "top"), ("cf_random", "random", "random")):
-            conditions.append(dict(condition=f"{preset}-k{k}-L12", label=label, preset=preset, k=k, layers=[12],
-                                   sampler={}, spec={"select": select, "k": k, "layers": [12]}))
-        contrasts.append(dict(condition=f"cf-k{k}-L12", control=f"cf_random-k{k}-L12", k=k, label="sink-random"))
-    return dict(name="k_sweep", model="tiny-sd3", family="sd3", standin=True, prompt_set="tiny",
-                n_prompts=n_prompts, seeds=list(seeds), tables=["table19", "table20"], metrics=list(metrics),
-                baseline="base", conditions=conditions, contrasts=contrasts, fid_pairs=[])
-
-
-def prompt_table(n_prompts=12):
-    return pd.DataFrame(dict(prompt_id=[f"p{i:03d}" for i in range(n_prompts)],
-                             category=[CATS[i % 6] for i in range(n_prompts)]))
-
-
-def make_scores(exp, effects=None, seed=0, sd=0.02):
-    """Score rows per docs/contracts.md; `effects` maps (metric, condition) to a mean shift.
-
-    LPIPS rows are distances from the baseline image (reference_condition='base').
-    """
-    rng = np.random.default_rng(seed)
-    effects = effects or {}
-    prompts = [f"p{i:03d}" for i in range(exp["n_prompts"])]
-    level = rng.normal(0.3, 0.03, len(prompts))
-    rows = []
-    for metric in exp["metrics"]:
-        for slug in [exp["baseline"]] + [c["condition"] for c in exp["conditions"]]:
-            if metric == "lpips" and slug == exp["baseline"]:
-                continue
-            for s in exp["seeds"]:
-                noise = rng.normal(0, sd, len(prompts))
-                shift = effects.get((metric, slug), 0.0)
-                values = np.abs(shift + noise) if metric == "lpips" else level + shift + noise
-                for i, p in enumerate(prompts):
-                    rows.append(dict(metric=metric, value=values[i], model=exp["model"], condition=slug, seed=s,
-                                     prompt_id=p, category="wrong-tag", standin=True,
-                                     reference_condition="base" if metric == "lpips" else None))
-    return pd.DataFrame(rows)
 
 
 def one(frame, **where):
@@ -127,7 +85,7 @@ def test_delta_delta_and_lpips_ratio(k_sweep):
 def test_categories_come_from_the_prompt_table(k_sweep):
     _, scores, stats = k_sweep
     cats = stats[(stats.kind == "delta") & (stats.condition == "cf-k50-L12") & (stats.metric == "hps")]
-    assert sorted(cats["category"]) == sorted(CATS + ["all"])
+    assert sorted(cats["category"]) == sorted([*CATEGORIES, "all"])
     row = one(cats, category="counting")
     d = _per_prompt_delta(scores, "hps", "cf-k50-L12", "base")
     assert row["n"] == 2 and row["mean"] == pytest.approx(d[["p002", "p008"]].mean())

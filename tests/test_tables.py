@@ -10,7 +10,7 @@ from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.provenance import STANDIN_NOTICE
 from sinkrepro.stats import StatsConfig, analyze_experiment
 from sinkrepro.stats.multiplicity import combine_stats
-from test_stats_analysis import make_experiment, make_scores, prompt_table
+from helpers import make_experiment, make_scores, prompt_table
 
 CFG = StatsConfig(bootstrap_resamples=500)
 

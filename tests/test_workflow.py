@@ -1,10 +1,7 @@
 """The workflow itself: a whole run on a tiny config, then incremental reruns, lint, and the paper plan."""
 import hashlib
-import json
 import os
-import random
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,52 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-# GenEval's category sizes in its order, and the paper's balanced-100 draw per category
-GENEVAL_SIZES = {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94, "position": 100,
-                 "color_attr": 100}
-BALANCED_SIZES = {"single_object": 20, "two_object": 20, "counting": 15, "colors": 15, "position": 15,
-                  "color_attr": 15}
-
-PROMPTS = """prompt_id\tprompt\tcategory
-t0\ta photo of a teapot\tsingle_object
-t1\ta photo of three apples\tcounting
-t2\ta photo of a purple umbrella\tcolors
-t3\ta photo of a cat left of a chair\tposition
-"""
-
-
-def tiny_config(prompt_file: Path, seeds=(0, 1), ks=(1, 2)) -> dict:
-    return {
-        "shard_size": 4, "batch_size": 4, "device": "cpu",
-        "models": {"tiny-sd3": {"family": "sd3", "source": "standin", "heads": 4, "measure_layers": [0, 1],
-                                "sampler": {"steps": 2, "guidance": 5.0, "height": 32, "width": 32,
-                                            "max_sequence_length": 16}}},
-        "prompt_sets": {"mini": {"source": "local", "path": str(prompt_file)}},
-        "scorers": {"clip_t": {}, "lpips": {}},
-        "stats": {"bootstrap_resamples": 200},
-        "experiments": {"sweep": {
-            "model": "tiny-sd3", "prompts": "mini", "seeds": list(seeds), "layers": [1], "k": list(ks),
-            "conditions": {"sink": {"preset": "dsp"}, "random": {"preset": "dsp_random"}},
-            "contrasts": [["sink", "random"]], "metrics": ["clip_t", "lpips"], "measure": True,
-            "tables": ["table2", "table19"],
-        }},
-    }
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> str:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout + done.stderr
-
-
-def planned(output: str) -> dict[str, int]:
-    """Job counts from a dry run's 'Job stats' table ({} when there is nothing to do)."""
-    block = output.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in output else ""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+# snakemake, planned and synthetic_paper_prompts are also imported from here by tests/twins.py and test_twin.py
+from helpers import REPO, SNAKEMAKE, planned, snakemake, synthetic_paper_prompts, tiny_config
+from roundtrip import checkout_copy
 
 
 def planned_outputs(output: str, rule: str) -> list[str]:
@@ -123,24 +77,12 @@ def test_adding_a_seed_or_k_plans_only_new_shards(finished_run):
 
 
 @pytest.mark.slow
-def test_lint_is_clean():
-    done = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO, timeout=300)
+def test_lint_is_clean(tmp_path):
+    """`snakemake --lint` on a copy of the checkout (its .snakemake/ log stays out of the source tree)."""
+    work = checkout_copy(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], capture_output=True, text=True, cwd=work,
+                          env={**os.environ, "PYTHONPATH": str(work / "src")}, timeout=300)
     assert done.returncode == 0 and "Congratulations" in done.stdout + done.stderr, done.stdout + done.stderr
-
-
-def synthetic_paper_prompts(folder: Path) -> dict[str, Path]:
-    """Files shaped like the paper's two prompt sources: 553 GenEval-format lines, and a shuffled
-    balanced 100 of them (made up here; the real files are downloaded only by a user)."""
-    folder.mkdir()
-    items = [{"tag": tag, "include": [{"class": f"thing{i}", "count": 1}], "prompt": f"a photo of {tag} {i}"}
-             for tag, n in GENEVAL_SIZES.items() for i in range(n)]
-    rng = random.Random(0)
-    balanced = [p for tag, n in BALANCED_SIZES.items()
-                for p in rng.sample([it["prompt"] for it in items if it["tag"] == tag], n)]
-    rng.shuffle(balanced)
-    (folder / "geneval.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
-    (folder / "balanced100.txt").write_text("\n".join(balanced) + "\n")
-    return {"geneval": folder / "geneval.jsonl", "balanced100": folder / "balanced100.txt"}
 
 
 def sinkrepro(workdir: Path, *args: str) -> subprocess.CompletedProcess:

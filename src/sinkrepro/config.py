@@ -14,7 +14,7 @@ from sinkrepro.grid import Grid, _expand_conditions, build_grid
 from sinkrepro.architecture import MEASURE_MODULES, check_bos, check_layers
 from sinkrepro.prompts import load_prompt_set
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).with_name("config.schema.yaml")  # package data, beside this module
 PROMPT_CACHE = Path("resources/prompts/sources")
 # Scorer options that say how a job runs, not which scorer it is or what it scores: the workflow
 # keeps them out of params (scripts read them from the config), so changing them reruns nothing.

@@ -16,7 +16,6 @@ from sinkrepro.vocab import PAIRWISE_METRICS, per_image_metrics
 SAMPLER_KEYS = ("steps", "guidance", "height", "width", "scheduler", "max_sequence_length")
 SAMPLER_TAGS = {"steps": "steps", "guidance": "cfg", "height": "h", "width": "w", "scheduler": "",
                 "max_sequence_length": "seq"}
-SCORER_OF = {"feat_l2": "fid"}      # feat_l2 uses the FID feature extractor
 SAMPLER_DEFAULTS = {"scheduler": "default"}  # what a model's sampler means when it leaves a key out
 
 
@@ -142,96 +141,130 @@ def _check_budget(where: str, spec: InterventionSpec, model_name: str, model_cfg
                          f"attention row; lower k")
 
 
-def build_grid(config: dict, prompt_tables: dict) -> Grid:
-    """`prompt_tables`: prompt_set -> list of {prompt_id, prompt_index, prompt, category}."""
-    conditions: dict = {}
-    experiments: dict = {}
-    for name, exp in config["experiments"].items():
-        model_name = exp["model"]
-        if model_name not in config["models"]:
-            raise ValueError(f"config.experiments.{name}.model: {model_name!r} is not in config.models "
-                             f"({sorted(config['models'])})")
-        model_cfg = config["models"][model_name]
-        if exp["prompts"] not in prompt_tables:
-            raise ValueError(f"config.experiments.{name}.prompts: {exp['prompts']!r} is not in config.prompt_sets "
-                             f"({sorted(prompt_tables)})")
-        rows = prompt_tables[exp["prompts"]]
-        if exp.get("n_prompts"):
-            rows = rows[: exp["n_prompts"]]
-        prompt_ids = [r["prompt_id"] for r in rows]
-        seeds = list(exp["seeds"])
+@dataclass
+class _Scope:
+    """One experiment as the grid builder reads it."""
+    name: str
+    cfg: dict            # its config entry
+    model: str
+    model_cfg: dict
+    prompt_ids: list
+    seeds: list
 
-        def use(spec: InterventionSpec, overrides: dict, seed_list) -> str:
-            overrides = resolved_overrides(overrides, model_cfg["sampler"])  # named by the resolved sampler
-            cid = condition_id(spec, overrides)
-            key = (model_name, cid)
-            if key not in conditions:
-                sampler = {**model_cfg["sampler"], **overrides}
-                conditions[key] = Condition(model_name, cid, spec.canonical(), sampler, dict(overrides))
-            cond = conditions[key]
-            cond.measure |= bool(exp.get("measure", False))
-            for seed in seed_list:
-                cond.seeds.add(seed)
-                cond.prompts.setdefault(seed, set()).update(prompt_ids)
-            return cid
 
-        # seed_pairs compare the baseline across seeds, so only the baseline needs the extra seeds
-        pair_seeds = sorted({s for pair in exp.get("seed_pairs", []) for s in pair} - set(seeds))
-        baseline = use(InterventionSpec(), exp.get("sampler", {}), seeds + pair_seeds)
-        resolved, by_label = [], {}
-        for label, spec, sampler_over, k in _expand_conditions(name, exp):
-            where = f"config.experiments.{name}.conditions.{label}"
-            _check_budget(where, spec, model_name, model_cfg)
-            overrides = {**exp.get("sampler", {}), **sampler_over}
-            cid = use(spec, overrides, seeds)
-            if set(per_image_metrics(exp["metrics"])) & set(PAIRWISE_METRICS):
-                conditions[(model_name, cid)].references.add(baseline)
-            preset, _ = preset_name(spec) if not spec.is_noop else ("base", {})
-            item = {"condition": cid, "label": label, "preset": preset, "k": k,
-                    "layers": list(spec.layers), "sampler": overrides, "spec": spec.canonical().to_dict()}
-            resolved.append(item)
-            by_label.setdefault(label, {})[k] = cid
-        contrasts = []
-        for i, (treat, control) in enumerate(exp.get("contrasts", [])):
-            for label in (treat, control):
-                if label not in by_label:
-                    raise ValueError(f"config.experiments.{name}.contrasts[{i}]: {label!r} is not a condition label "
-                                     f"({sorted(by_label)})")
-            for k, cid in by_label[treat].items():
-                if k in by_label[control]:
-                    contrasts.append({"condition": cid, "control": by_label[control][k], "k": k,
-                                      "label": f"{treat}-{control}"})
-        for (model, cid), cond in conditions.items():
-            if len(cond.references) > 1:
-                raise ValueError(f"config.experiments.{name}: condition {cid} of {model} would be compared to "
-                                 f"baselines {sorted(cond.references)} by pairwise metrics; give the experiments "
-                                 f"the same sampler or drop lpips from one")
-        fid_pairs = []
-        if "fid" in exp["metrics"]:
-            for item in resolved:
-                if item["condition"] != baseline:
-                    fid_pairs += [{"condition": item["condition"], "seed": s, "reference": baseline,
-                                   "reference_seed": s} for s in seeds]
-            for a, b in exp.get("seed_pairs", []):
-                fid_pairs.append({"condition": baseline, "seed": b, "reference": baseline, "reference_seed": a})
-        experiments[name] = {
-            "name": name, "model": model_name, "family": model_cfg["family"],
-            "standin": model_cfg["source"] == "standin", "prompt_set": exp["prompts"],
-            "n_prompts": len(prompt_ids), "prompt_set_size": len(prompt_tables[exp["prompts"]]),
-            "prompt_ids": prompt_ids, "seeds": seeds, "tables": list(exp.get("tables", [])),
-            "metrics": list(exp["metrics"]), "measure": bool(exp.get("measure")), "baseline": baseline, "conditions": resolved,
-            "contrasts": contrasts, "fid_pairs": fid_pairs, "description": exp.get("description", ""),
-        }
+def _scope(name: str, exp: dict, config: dict, prompt_tables: dict) -> _Scope:
+    if exp["prompts"] not in prompt_tables:
+        raise ValueError(f"config.experiments.{name}.prompts: {exp['prompts']!r} is not in config.prompt_sets "
+                         f"({sorted(prompt_tables)})")
+    rows = prompt_tables[exp["prompts"]]
+    if exp.get("n_prompts"):
+        rows = rows[: exp["n_prompts"]]
+    return _Scope(name, exp, exp["model"], config["models"][exp["model"]], [r["prompt_id"] for r in rows],
+                  list(exp["seeds"]))
 
+
+def _use(conditions: dict, e: _Scope, spec: InterventionSpec, overrides: dict, seeds) -> str:
+    """The condition (spec, sampler overrides) of e's model, made or shared, now also run at `seeds` on
+    e's prompts; its id."""
+    overrides = resolved_overrides(overrides, e.model_cfg["sampler"])  # named by the resolved sampler
+    cid = condition_id(spec, overrides)
+    key = (e.model, cid)
+    if key not in conditions:
+        sampler = {**e.model_cfg["sampler"], **overrides}
+        conditions[key] = Condition(e.model, cid, spec.canonical(), sampler, dict(overrides))
+    cond = conditions[key]
+    cond.measure |= bool(e.cfg.get("measure", False))
+    for seed in seeds:
+        cond.seeds.add(seed)
+        cond.prompts.setdefault(seed, set()).update(e.prompt_ids)
+    return cid
+
+
+def _register(conditions: dict, e: _Scope) -> tuple[str, list[dict], dict]:
+    """Registers e's baseline and conditions: (baseline id, resolved conditions, label -> {k: id})."""
+    # seed_pairs compare the baseline across seeds, so only the baseline needs the extra seeds
+    pair_seeds = sorted({s for pair in e.cfg.get("seed_pairs", []) for s in pair} - set(e.seeds))
+    baseline = _use(conditions, e, InterventionSpec(), e.cfg.get("sampler", {}), e.seeds + pair_seeds)
+    pairwise = bool(set(per_image_metrics(e.cfg["metrics"])) & set(PAIRWISE_METRICS))
+    resolved, by_label = [], {}
+    for label, spec, sampler_over, k in _expand_conditions(e.name, e.cfg):
+        _check_budget(f"config.experiments.{e.name}.conditions.{label}", spec, e.model, e.model_cfg)
+        overrides = {**e.cfg.get("sampler", {}), **sampler_over}
+        cid = _use(conditions, e, spec, overrides, e.seeds)
+        if pairwise:
+            conditions[(e.model, cid)].references.add(baseline)
+        preset, _ = preset_name(spec) if not spec.is_noop else ("base", {})
+        resolved.append({"condition": cid, "label": label, "preset": preset, "k": k,
+                         "layers": list(spec.layers), "sampler": overrides, "spec": spec.canonical().to_dict()})
+        by_label.setdefault(label, {})[k] = cid
+    return baseline, resolved, by_label
+
+
+def _contrasts(e: _Scope, by_label: dict) -> list[dict]:
+    """Each (treatment, control) label pair of the config, at every k both have."""
+    contrasts = []
+    for i, (treat, control) in enumerate(e.cfg.get("contrasts", [])):
+        for label in (treat, control):
+            if label not in by_label:
+                raise ValueError(f"config.experiments.{e.name}.contrasts[{i}]: {label!r} is not a condition label "
+                                 f"({sorted(by_label)})")
+        for k, cid in by_label[treat].items():
+            if k in by_label[control]:
+                contrasts.append({"condition": cid, "control": by_label[control][k], "k": k,
+                                  "label": f"{treat}-{control}"})
+    return contrasts
+
+
+def _check_references(conditions: dict, name: str) -> None:
+    for (model, cid), cond in conditions.items():
+        if len(cond.references) > 1:
+            raise ValueError(f"config.experiments.{name}: condition {cid} of {model} would be compared to "
+                             f"baselines {sorted(cond.references)} by pairwise metrics; give the experiments "
+                             f"the same sampler or drop lpips from one")
+
+
+def _fid_pairs(e: _Scope, baseline: str, resolved: list[dict]) -> list[dict]:
+    """FID sets: each condition against the baseline at each seed, and the baseline across seed_pairs."""
+    if "fid" not in e.cfg["metrics"]:
+        return []
+    pairs = [{"condition": item["condition"], "seed": s, "reference": baseline, "reference_seed": s}
+             for item in resolved if item["condition"] != baseline for s in e.seeds]
+    return pairs + [{"condition": baseline, "seed": b, "reference": baseline, "reference_seed": a}
+                    for a, b in e.cfg.get("seed_pairs", [])]
+
+
+def _shards(conditions: dict, prompt_tables: dict, size: int) -> list[Shard]:
+    """Each (condition, seed)'s prompts in prompt order, cut into shards of `size`."""
     order = {r["prompt_id"]: (r["prompt_index"], r["prompt_id"]) for rows in prompt_tables.values() for r in rows}
     shards = []
-    size = config["shard_size"]
     for (model_name, cid), cond in sorted(conditions.items()):
         for seed in sorted(cond.seeds):
             ids = sorted(cond.prompts[seed], key=order.__getitem__)
             for i in range(0, len(ids), size):
                 shards.append(Shard(model_name, cid, seed, i // size, ids[i : i + size]))
-    return Grid(conditions, shards, experiments)
+    return shards
+
+
+def build_grid(config: dict, prompt_tables: dict) -> Grid:
+    """The grid of a validated config. `prompt_tables`: prompt_set -> list of {prompt_id, prompt_index,
+    prompt, category}."""
+    conditions: dict = {}
+    experiments: dict = {}
+    for name, exp in config["experiments"].items():
+        e = _scope(name, exp, config, prompt_tables)
+        baseline, resolved, by_label = _register(conditions, e)
+        contrasts = _contrasts(e, by_label)
+        _check_references(conditions, name)
+        experiments[name] = {
+            "name": name, "model": e.model, "family": e.model_cfg["family"],
+            "standin": e.model_cfg["source"] == "standin", "prompt_set": exp["prompts"],
+            "n_prompts": len(e.prompt_ids), "prompt_set_size": len(prompt_tables[exp["prompts"]]),
+            "prompt_ids": e.prompt_ids, "seeds": e.seeds, "tables": list(exp.get("tables", [])),
+            "metrics": list(exp["metrics"]), "measure": bool(exp.get("measure")), "baseline": baseline,
+            "conditions": resolved, "contrasts": contrasts, "fid_pairs": _fid_pairs(e, baseline, resolved),
+            "description": exp.get("description", ""),
+        }
+    return Grid(conditions, _shards(conditions, prompt_tables, config["shard_size"]), experiments)
 
 
 def config_hash(payload: dict) -> str:

@@ -1,6 +1,6 @@
 """Where every file lives, and which files each experiment reads (torch-free).
 
-The rules (workflow/rules/common.smk), `sinkrepro plan` and the stats/paper code take their paths
+The rules (through sinkrepro.wiring), `sinkrepro plan` and the stats/paper code take their paths
 and file lists from here, so what is planned is what runs. A shared condition's shards may hold
 prompts and seeds of several experiments: every list below is filtered to the experiment's own.
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sinkrepro.grid import SCORER_OF, Grid, Shard
-from sinkrepro.vocab import PAIRWISE_METRICS, per_image_metrics
+from sinkrepro.grid import Grid, Shard
+from sinkrepro.vocab import PAIRWISE_METRICS, SCORER_OF, per_image_metrics
 
 MODEL = "resources/models/{model}"
 SCORER = "resources/scorers/{scorer}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 # --- token and sink types ---------------------------------------------------------------------
 PAD = "pad"  # a text position past its prompt's first EOS
-# A dynamics row's `sink_type`, in the order tables and figures show them; "text" is a text key of
-# unknown encoder.
-SINK_TYPES = ("image", "clip", "t5", PAD, "text")
+UNKNOWN_TEXT = "text"  # a text key of unknown encoder
+# A dynamics row's `sink_type`, in the order tables and figures show them.
+SINK_TYPES = ("image", "clip", "t5", PAD, UNKNOWN_TEXT)
+SINK_TYPE_LABELS = dict(zip(SINK_TYPES, ("image", "CLIP", "T5", "pad", "text")))  # as tables print them
 TEXT_TYPES = tuple(t for t in SINK_TYPES if t != "image")
 # Where a key sits (attention.tokens codes these 0..3); padding is a flag on top of the region.
 REGIONS = tuple(t for t in SINK_TYPES if t != PAD)
@@ -24,10 +25,12 @@ DYNAMICS_COLUMNS = ("prompt_id", "seed", "step", "progress", "timestep", "layer"
 # --- metrics ----------------------------------------------------------------------------------
 SET_LEVEL_METRICS = ("fid",)  # one score per image set; every other metric has one per image
 PAIRWISE_METRICS = ("lpips", "feat_l2")  # each image against its baseline partner
+SCORER_OF = {"feat_l2": "fid"}  # a metric scored by another metric's scorer: feat_l2 uses FID's features
 # A metric named in an experiment -> the per-image score metrics it needs (FID also gets the paired
 # per-image feature distance).
 SCORES_NEEDED = {"clip_t": ("clip_t",), "hps": ("hps",), "imagereward": ("imagereward",), "lpips": ("lpips",),
                  "fid": ("feat_l2",)}
+SCORER_NAMES = tuple(SCORES_NEEDED)  # one scorer directory per metric an experiment can name
 
 
 def per_image_metrics(metrics) -> list[str]:

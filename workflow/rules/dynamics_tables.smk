@@ -6,10 +6,10 @@
 
 rule dynamics_table:
     input:
-        dynamics=dynamics_table_inputs,
+        dynamics=get_dynamics_table_inputs,
     output:
         csv=report("paper/tables/{stem}.csv", caption="../report/dynamics_table.rst", category="tables",
-                   labels=dynamics_table_labels),
+                   labels=lambda wildcards: {"table": wildcards.stem, "format": "csv"}),
         meta="paper/tables/{stem}.csv-metadata.json",
         md="paper/tables/{stem}.md",
         tex="paper/tables/{stem}.tex",
@@ -17,8 +17,8 @@ rule dynamics_table:
         "logs/paper/{stem}.log",
     params:
         code=code_hash("paper_dynamics_tables.py"),
-        table=dynamics_table_id,
-        experiments=dynamics_table_experiments,
+        table=get_dynamics_table,
+        experiments=get_dynamics_table_experiments,
         stats=config["stats"],
     wildcard_constraints:
         stem="|".join(OUTPUT_STEMS.values()),

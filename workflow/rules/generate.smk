@@ -12,11 +12,9 @@ rule generate:
         "logs/generate/{model}/{condition}/seed{seed}/{shard}.log",
     params:
         code=code_hash("generate_shard.py"),
-        job=shard_job,
+        job=get_shard_job,
     resources:
-        gpu=GPU_JOBS,
-        mem_mb=4000,
-        runtime=120,
+        **WIRING.resources("generate"),
     conda:
         "../../envs/sinkrepro.yaml"
     script:

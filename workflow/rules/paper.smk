@@ -1,4 +1,4 @@
-# Stage targets (used by dvc.yaml) and the paper: tables, claims, figures, the index, all in the report.
+# The paper: tables, claims, figures, the index, all in the report.
 from pathlib import Path
 
 # The report's front page: this run's index (written by paper_index), then how to read the report;
@@ -10,33 +10,18 @@ INDEX_FILES = ["paper/README.md", REPORT_FRONT]
 report: str(Path(REPORT_FRONT).absolute()) if Path(REPORT_FRONT).exists() else "../report/workflow.rst"
 
 
-rule weights:
-    input:
-        weight_dirs(),
-
-
-rule images:
-    input:
-        [layout.image_dir(s) for s in GRID.shards],
-
-
-rule scores:
-    input:
-        all_scores(),
-
-
 rule paper_tables:
     input:
-        stats=expand(layout.STATS, experiment=scored_experiments()),
+        stats=expand(layout.STATS, experiment=SCORED),
     output:
         [report(f"paper/tables/{table}.{ext}", caption="../report/table.rst", category="tables",
                 labels={"table": table, "format": ext}) if ext == "csv" else f"paper/tables/{table}.{ext}"
-         for table in paper_tables() for ext in TABLE_FORMATS],
+         for table in WIRING.paper_tables() for ext in TABLE_FORMATS],
     log:
         "logs/paper/tables.log",
     params:
         code=code_hash("paper_tables.py"),
-        experiments=[EXPERIMENTS[name] for name in scored_experiments()],
+        experiments=WIRING.scored(),
         stats=config["stats"],
     conda:
         "../../envs/sinkrepro.yaml"
@@ -46,7 +31,7 @@ rule paper_tables:
 
 rule paper_claims:
     input:
-        stats=expand(layout.STATS, experiment=scored_experiments()),
+        stats=expand(layout.STATS, experiment=SCORED),
         baseline_scores=layout.noise_floor_files(GRID),
     output:
         claims=report("paper/claims.md", caption="../report/claims.rst", category="claims"),
@@ -54,7 +39,7 @@ rule paper_claims:
         "logs/paper/claims.log",
     params:
         code=code_hash("paper_claims.py"),
-        experiments=[EXPERIMENTS[name] for name in scored_experiments()],
+        experiments=WIRING.scored(),
         stats=config["stats"],
     conda:
         "../../envs/sinkrepro.yaml"
@@ -64,10 +49,10 @@ rule paper_claims:
 
 rule dynamics_figure:
     input:
-        dynamics=baseline_dynamics,
+        dynamics=get_baseline_dynamics,
     output:
         png=report("paper/figures/{experiment}/dynamics_{figure}.png", caption="../report/fig_dynamics.rst",
-                   category="{experiment}", subcategory=experiment_model, labels=figure_labels),
+                   category="{experiment}", subcategory=get_experiment_key("model"), labels=get_figure_labels),
         pdf="paper/figures/{experiment}/dynamics_{figure}.pdf",
         csv="paper/figures/{experiment}/dynamics_{figure}.csv",
         meta="paper/figures/{experiment}/dynamics_{figure}.csv-metadata.json",
@@ -76,11 +61,11 @@ rule dynamics_figure:
     params:
         code=code_hash("fig_dynamics.py"),
         figure="{figure}",
-        condition=experiment_baseline,
-        model=experiment_model,
-        own=experiment_own,
+        condition=get_experiment_key("baseline"),
+        model=get_experiment_key("model"),
+        own=get_experiment_own,
     wildcard_constraints:
-        figure="|".join(DYNAMICS_FIGURES),
+        figure="|".join(layout.DYNAMICS_FIGURES),
     conda:
         "../../envs/sinkrepro.yaml"
     script:
@@ -92,7 +77,7 @@ rule stats_figure:
         stats=layout.STATS,
     output:
         png=report("paper/figures/{experiment}/{figure}.png", caption="../report/fig_stats.rst",
-                   category="{experiment}", subcategory=experiment_model, labels=figure_labels),
+                   category="{experiment}", subcategory=get_experiment_key("model"), labels=get_figure_labels),
         pdf="paper/figures/{experiment}/{figure}.pdf",
         csv="paper/figures/{experiment}/{figure}.csv",
         meta="paper/figures/{experiment}/{figure}.csv-metadata.json",
@@ -102,7 +87,7 @@ rule stats_figure:
         code=code_hash("fig_stats.py"),
         figure="{figure}",
     wildcard_constraints:
-        figure="|".join(STATS_FIGURES),
+        figure="|".join(layout.STATS_FIGURES),
     conda:
         "../../envs/sinkrepro.yaml"
     script:
@@ -111,10 +96,10 @@ rule stats_figure:
 
 rule panels_figure:
     input:
-        unpack(panel_inputs),
+        unpack(get_panel_inputs),
     output:
         png=report("paper/figures/{experiment}/panels_k{k}.png", caption="../report/fig_panels.rst",
-                   category="{experiment}", subcategory=experiment_model, labels=panel_labels),
+                   category="{experiment}", subcategory=get_experiment_key("model"), labels=get_panel_labels),
         pdf="paper/figures/{experiment}/panels_k{k}.pdf",
         csv="paper/figures/{experiment}/panels_k{k}.csv",
         meta="paper/figures/{experiment}/panels_k{k}.csv-metadata.json",
@@ -122,10 +107,10 @@ rule panels_figure:
         "logs/figures/{experiment}/panels_k{k}.log",
     params:
         code=code_hash("fig_panels.py"),
-        condition=panel_condition,
-        control=panel_control,
-        baseline=experiment_baseline,
-        own=experiment_own,
+        condition=get_contrast_key("condition"),
+        control=get_contrast_key("control"),
+        baseline=get_experiment_key("baseline"),
+        own=get_experiment_own,
     wildcard_constraints:
         k=r"\d+",
     conda:
@@ -134,10 +119,9 @@ rule panels_figure:
         "../scripts/fig_panels.py"
 
 
-
 rule paper_index:
     input:
-        final_outputs(),
+        layout.paper_outputs(GRID),
     output:
         index="paper/README.md",
         front=REPORT_FRONT,

@@ -14,7 +14,7 @@ rule provenance:
     input:
         outputs=sorted(PAPER_INPUTS),
         inputs=sorted({f for files in PAPER_INPUTS.values() for f in files}),
-        weights=weight_dirs(),
+        weights=layout.weight_dirs(GRID),
     output:
         layout.PROVENANCE,
     log:

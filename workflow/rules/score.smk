@@ -11,7 +11,7 @@ rule scorer:
     log:
         "logs/scorer/{scorer}.log",
     params:
-        scorer=scorer_config,
+        scorer=get_scorer_config,
     wildcard_constraints:
         scorer="clip_t|hps|imagereward|lpips|fid",
     conda:
@@ -22,17 +22,16 @@ rule scorer:
 
 rule score:
     input:
-        unpack(score_inputs),
+        unpack(get_score_inputs),
     output:
         layout.SCORES,
     log:
         "logs/score/{model}/{condition}/seed{seed}/{shard}.log",
     params:
         code=code_hash("score_shard.py"),
-        metrics=score_params,
+        metrics=get_score_params,
     resources:
-        gpu=GPU_JOBS,
-        mem_mb=4000,
+        **WIRING.resources("score"),
     conda:
         "../../envs/sinkrepro.yaml"
     script:
@@ -41,17 +40,16 @@ rule score:
 
 rule fid:
     input:
-        unpack(fid_inputs),
+        unpack(get_fid_inputs),
     output:
         layout.FID,
     log:
         "logs/fid/{prompts}/{model}/{condition}/seed{seed}/vs_{reference}_seed{reference_seed}.log",
     params:
         code=code_hash("score_fid.py"),
-        scorer=fid_params,
+        scorer=get_fid_params,
     resources:
-        gpu=GPU_JOBS,
-        mem_mb=4000,
+        **WIRING.resources("fid"),
     conda:
         "../../envs/sinkrepro.yaml"
     script:

@@ -3,8 +3,8 @@
 
 rule stats:
     input:
-        scores=experiment_scores,
-        prompts=experiment_prompts,
+        scores=get_experiment_scores,
+        prompts=get_experiment_prompts,
     output:
         parquet=layout.STATS,
         csv=layout.STATS_CSV,
@@ -12,7 +12,7 @@ rule stats:
         "logs/stats/{experiment}.log",
     params:
         code=code_hash("stats_experiment.py"),
-        experiment=experiment_params,
+        experiment=get_experiment,
         stats=config["stats"],
     conda:
         "../../envs/sinkrepro.yaml"

@@ -1,11 +1,11 @@
 """Adapter: make resources/scorers/{scorer}: a seeded stand-in, or the real weights fetched once."""
-import logging
 import os
 from pathlib import Path
 
 from sinkrepro.scoring import build_standin_scorers, fetch_scorer_weights
+from sinkrepro.scriptlog import job_log
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+log = job_log(snakemake)  # noqa: F821
 cfg = snakemake.params.scorer  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
 source = cfg.get("source", "standin")
@@ -16,4 +16,4 @@ elif source == "hub":  # needs network; fails early otherwise. Checks the pinned
     fetch_scorer_weights(cfg["metric"], out, revision=cfg["revision"], sha256=cfg["sha256"])
 else:  # "local": the directory is supplied (dvc pull), never made here
     raise FileNotFoundError(f"{out} is missing: `dvc pull {out}`, or set scorers.{cfg['metric']}.source: hub to fetch it")
-logging.info("%s scorer ready (%s): %s", cfg["metric"], cfg.get("source", "standin"), (out / "scorer.json").read_text())
+log.info("%s scorer ready (%s): %s", cfg["metric"], cfg.get("source", "standin"), (out / "scorer.json").read_text())

@@ -2,11 +2,11 @@
 from pathlib import Path
 
 from sinkrepro.provenance_record import build_provenance, write_provenance
+from sinkrepro.scriptlog import job_log
 
 params = snakemake.params  # noqa: F821
 record = build_provenance(Path("."), dict(params.paper_inputs), snakemake.input.weights,  # noqa: F821
                           dict(params.config), params.standin)
 write_provenance(Path(snakemake.output[0]), record)  # noqa: F821
-with open(snakemake.log[0], "w") as log:  # noqa: F821
-    log.write(f"{len(record['outputs'])} outputs, {len(record['inputs'])} input files, "
-              f"{len(record['weights'])} weight directories\n")
+job_log(snakemake).info("%d outputs, %d input files, %d weight directories", len(record["outputs"]),  # noqa: F821
+                        len(record["inputs"]), len(record["weights"]))

@@ -1,11 +1,10 @@
 """Adapter: a condition's images vs its reference's, on one experiment's prompts -> one FID row (sinkrepro.scoring.score_fid)."""
-import logging
 import os
-import sys
+
+from sinkrepro.scriptlog import job_log
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-sys.stderr = open(snakemake.log[0], "a")  # noqa: F821
+log = job_log(snakemake, stderr=True)  # noqa: F821
 
 from sinkrepro.models.load import resolve_device  # noqa: E402
 from sinkrepro.scoring import score_fid  # noqa: E402
@@ -16,5 +15,5 @@ frame = score_fid(snakemake.input.scorer, list(snakemake.input.shards), list(sna
                   batch_size=int(snakemake.config["scorers"]["fid"]["batch_size"]),  # noqa: F821  runtime knob
                   prompt_ids=params["prompt_ids"])
 row = frame.iloc[0]
-logging.info("FID %s vs %s: %.4g (n=%d, dim=%d) %s", row["condition"], row["reference_condition"], row["value"],
+log.info("FID %s vs %s: %.4g (n=%d, dim=%d) %s", row["condition"], row["reference_condition"], row["value"],
              row["n_images"], row["dim"], row["note"])

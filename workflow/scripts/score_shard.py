@@ -1,14 +1,13 @@
 """Adapter: one image shard -> one parquet with every per-image metric it needs (sinkrepro.scoring.score_shard_metrics)."""
-import logging
 import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-sys.stderr = open(snakemake.log[0], "a")  # noqa: F821
+from sinkrepro.scriptlog import job_log
 
-from sinkrepro.grid import SCORER_OF  # noqa: E402
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+log = job_log(snakemake, stderr=True)  # noqa: F821
+
+from sinkrepro.vocab import SCORER_OF  # noqa: E402
 from sinkrepro.models.load import resolve_device  # noqa: E402
 from sinkrepro.scoring import score_shard_metrics  # noqa: E402
 
@@ -23,5 +22,5 @@ frame = score_shard_metrics(metrics, {m: scorers[SCORER_OF.get(m, m)] for m in m
                             snakemake.output[0], reference_shard_dirs=references,  # noqa: F821
                             device=resolve_device(snakemake.config["device"]))  # noqa: F821
 for metric, rows in frame.groupby("metric"):
-    logging.info("%s: %d rows (%d failed)", metric, len(rows), int(rows["failed"].sum()))
-logging.info("-> %s", snakemake.output[0])  # noqa: F821
+    log.info("%s: %d rows (%d failed)", metric, len(rows), int(rows["failed"].sum()))
+log.info("-> %s", snakemake.output[0])  # noqa: F821

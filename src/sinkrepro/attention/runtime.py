@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -137,6 +137,21 @@ class _Step:
     n_text_ids: int = 0       # text / image position ids the denoiser got (FLUX); 0 = none
     n_image_ids: int = 0
     id_grid_width: int = 0    # patch grid width read off the image position ids
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One patched attention call: where it runs, its inputs, and whether to edit and/or measure it."""
+    layer: int
+    step: _Step
+    layout: KeyLayout
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    bias: Optional[torch.Tensor]
+    scale: Optional[float]
+    edit: bool
+    measure: bool
 
 
 @dataclass
@@ -319,8 +334,8 @@ class _Runtime:
             if call.get("dropout_p", 0.0) or call.get("is_causal", False) or call.get("enable_gqa", False):
                 raise NotImplementedError("key edits need dropout_p=0, is_causal=False, enable_gqa=False")
             layout = self._call_layout(attn, hidden_states, encoder_hidden_states, rotary, v, step)
-            return self._attend(layer, step, layout, sdpa, args, kwargs, q, k, v,
-                                as_bias(call.get("attn_mask")), call.get("scale"), edit_now, measure_now)
+            return self._attend(_Call(layer, step, layout, q, k, v, as_bias(call.get("attn_mask")), call.get("scale"),
+                                      edit_now, measure_now), lambda: sdpa(*args, **kwargs))
 
         return attention
 
@@ -328,30 +343,33 @@ class _Runtime:
         return [cpu_generator(control_seed(self.handle.seed, p, step.index, layer, half, purpose))
                 for p, half in self.handle.halves(batch)]
 
-    def _attend(self, layer, step, layout, sdpa, args, kwargs, q, k, v, bias, scale, edit_now, measure_now):
-        B, H, _, d = q.shape
-        if edit_now:
+    def _attend(self, call: _Call, stock: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The call's output: edited, or `stock()` (the processor's own SDPA call); measured if asked."""
+        B = call.q.shape[0]
+        if call.edit:
             spec = self.spec
-            gens = self._generators(layer, step, B, "keys") if spec.select == "random" else None
-            noise = None
-            if spec.path in ("value", "both") and spec.value_mode == "noise":
-                noise_gens = self._generators(layer, step, B, "noise")
-
-                def noise(n: int) -> torch.Tensor:  # [B, H, n, d], drawn on CPU per batch row
-                    return torch.stack([torch.randn(H, n, d, generator=g) * spec.noise_std
-                                        for g in noise_gens]).to(q.device)
-            result = intervene(q, k, v, spec, layout, bias=bias, scale=scale, generators=gens, noise=noise,
-                               row_stats=measure_now)
+            gens = self._generators(call.layer, call.step, B, "keys") if spec.select == "random" else None
+            noisy = spec.path in ("value", "both") and spec.value_mode == "noise"
+            noise = self._noise(call, self._generators(call.layer, call.step, B, "noise")) if noisy else None
+            result = intervene(call.q, call.k, call.v, spec, call.layout, bias=call.bias, scale=call.scale,
+                               generators=gens, noise=noise, row_stats=call.measure)
             out, stats, left = result.out, result.stats, result.edited_mass
             self.handle.edits += 1
         else:
-            out = sdpa(*args, **kwargs)  # the stock call, untouched: measuring keeps outputs bit-identical
-            rows = layout.image_rows
+            out = stock()  # the stock call, untouched: measuring keeps outputs bit-identical
+            rows = call.layout.image_rows
+            bias = call.bias
             row_bias = bias[..., rows, :] if bias is not None and bias.shape[-2] != 1 else bias
-            stats, left = incoming_mass(q[:, :, rows], k, row_bias, scale, row_stats=True), None
-        if measure_now:
-            self._record(layer, step, layout, stats, left, out[:, :, layout.image_rows])
+            stats, left = incoming_mass(call.q[:, :, rows], call.k, row_bias, call.scale, row_stats=True), None
+        if call.measure:
+            self._record(call.layer, call.step, call.layout, stats, left, out[:, :, call.layout.image_rows])
         return out
+
+    def _noise(self, call: _Call, generators: list[torch.Generator]) -> Callable[[int], torch.Tensor]:
+        """Replacement values for n keys: [B, H, n, d], drawn on the CPU with one generator per batch row."""
+        _, H, _, d = call.q.shape
+        return lambda n: torch.stack([torch.randn(H, n, d, generator=g) * self.spec.noise_std
+                                      for g in generators]).to(call.q.device)
 
     def _record(self, layer, step, layout, stats, left, out_rows) -> None:
         kk = min(self.measure_k, stats.mass.shape[-1])

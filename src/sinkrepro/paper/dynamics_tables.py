@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from ..io import write_text
 from ..stats.config import StatsConfig
 from ..stats.dynamics import COMPLETE, NEEDED, reduce_rows, table1_body, table4_body, table16_body
+from ..vocab import SINK_TYPE_LABELS, SINK_TYPES, UNKNOWN_TEXT
 from .numbers import cell, estimate, interval, is_missing, sig
 from .tables import PaperTable
 
@@ -29,6 +30,8 @@ TITLES = {
     "table4": "Mass verification: incoming mass left on the edited keys",
     "table16": "Sink attribution (E3): share of top-1 sinks on text vs image keys per layer",
 }
+# The per-type sink shares both tables show; a text key of unknown encoder counts only in "text (all)".
+SHARE_LABELS = {f"share_{t}": SINK_TYPE_LABELS[t] for t in SINK_TYPES if t != UNKNOWN_TEXT}
 # Tables that exist only as dynamics tables (Table 16 also has a stats part from scored experiments).
 DYNAMICS_ONLY = ("table1", "table4")
 
@@ -113,16 +116,14 @@ def _display(table: str, body: pd.DataFrame) -> pd.DataFrame:
     if table == "table1":
         return _ci_display(body, {"experiment": "experiment", "layer": "layer", "n": "n", "n_seeds": "seeds"},
                            {"top1_mass": "top-1 mass", "entropy": "entropy", "top5_conc": "top-5 conc.",
-                            "bos_mass": "CLIP-BOS mass", "share_image": "image", "share_clip": "CLIP",
-                            "share_t5": "T5", "share_pad": "pad", "share_index0": "index-0 (patch 0,0)",
+                            "bos_mass": "CLIP-BOS mass", **SHARE_LABELS, "share_index0": "index-0 (patch 0,0)",
                             "share_bos": "CLIP BOS"},
                            {"conc_peak_progress": "conc. peak (progress)",
                             "mass_peak_progress": "mass peak (progress)"})
     if table == "table16":
         return _ci_display(body, {"experiment": "experiment", "layer": "layer", "n": "n", "n_seeds": "seeds",
                                   "n_sinks": "sinks"},
-                           {"share_text_all": "text", "share_image": "image", "share_clip": "CLIP",
-                            "share_t5": "T5", "share_pad": "pad"}, {})
+                           {"share_text_all": "text", **SHARE_LABELS}, {})
     shown = _ci_display(body, {"experiment": "experiment", "condition": "condition", "reference": "reference",
                                "n": "n", "n_seeds": "seeds"},
                         {"baseline_mass": "baseline", "edited_mass": "edited", "retained": "retained"},

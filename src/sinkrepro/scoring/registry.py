@@ -7,15 +7,16 @@ import numpy as np
 import torch
 
 from sinkrepro.scoring.spec import ScorerSpec
+from sinkrepro.vocab import SCORER_OF
 
-# per-image metric -> (module, class, metric its scorer directory must hold)
+# per-image metric -> (module, class); its scorer directory holds the metric's scorer (vocab.SCORER_OF)
 SCORERS = {
-    "clip_t": ("sinkrepro.scoring.clip", "ClipTScorer", "clip_t"),
-    "hps": ("sinkrepro.scoring.clip", "HpsScorer", "hps"),
-    "imagereward": ("sinkrepro.scoring.imagereward", "ImageRewardScorer", "imagereward"),
-    "lpips": ("sinkrepro.scoring.lpips_scorer", "LpipsScorer", "lpips"),
+    "clip_t": ("sinkrepro.scoring.clip", "ClipTScorer"),
+    "hps": ("sinkrepro.scoring.clip", "HpsScorer"),
+    "imagereward": ("sinkrepro.scoring.imagereward", "ImageRewardScorer"),
+    "lpips": ("sinkrepro.scoring.lpips_scorer", "LpipsScorer"),
     # paired Inception-feature L2 to the baseline image; uses the FID scorer's feature extractor
-    "feat_l2": ("sinkrepro.scoring.fid", "FeatureDistanceScorer", "fid"),
+    "feat_l2": ("sinkrepro.scoring.fid", "FeatureDistanceScorer"),
 }
 
 
@@ -35,7 +36,8 @@ class Scorer:
 def load_scorer(metric: str, scorer_dir, device: str = "cpu") -> Scorer:
     if metric not in SCORERS:
         raise ValueError(f"unknown per-image metric {metric!r}; choose one of {sorted(SCORERS)} (FID: score_fid)")
-    module, cls_name, dir_metric = SCORERS[metric]
+    module, cls_name = SCORERS[metric]
+    dir_metric = SCORER_OF.get(metric, metric)
     spec = ScorerSpec.load(scorer_dir)
     if spec.metric != dir_metric:
         raise ValueError(f"{scorer_dir} holds a {spec.metric!r} scorer; metric {metric!r} needs a {dir_metric!r} one")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from sinkrepro.io import sha256_bytes, sha256_file, write_text
 from sinkrepro.provenance import package_version
+from sinkrepro.vocab import SCORER_NAMES
 
 SPEC_FILE = "scorer.json"
-SET_METRICS = ("clip_t", "hps", "imagereward", "lpips", "fid")
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ class ScorerSpec:
         missing = [k for k in ("metric", "scorer_id", "standin", "package", "config", "files") if k not in raw]
         if missing:
             raise ValueError(f"{path} lacks {missing}")
-        if raw["metric"] not in SET_METRICS:
-            raise ValueError(f"{path}: metric {raw['metric']!r} is not one of {SET_METRICS}")
+        if raw["metric"] not in SCORER_NAMES:
+            raise ValueError(f"{path}: metric {raw['metric']!r} is not one of {SCORER_NAMES}")
         spec = cls(root, raw["metric"], raw["scorer_id"], bool(raw["standin"]), raw["package"],
                    raw.get("source", ""), raw["config"], raw["files"])
         if verify:
