@@ -143,10 +143,12 @@ def test_row_stats_with_masked_keys(dtype):
     assert torch.allclose(got.top5.double(), p.topk(5, -1).values.sum(-1).mean(-1), atol=1e-6)
 
 
-def test_row_stats_with_a_per_head_bias_over_head_and_row_chunks():
+@pytest.mark.parametrize("budget", [20_000, 2 * 8 * 90 * 66], ids=["1-head-x-27-rows", "2-heads-x-66-rows"])
+@pytest.mark.parametrize("bias_shape", [(2, 3, 70, 90), (70, 90)], ids=["per-head", "2-d"])
+def test_row_stats_with_a_row_bias_over_head_and_row_chunks(budget, bias_shape):
     q, k, _ = qkv(Nq=70, Nk=90, seed=8)
-    bias = torch.randn(2, 3, 70, 90, generator=torch.Generator().manual_seed(9))
-    got = incoming_mass(q, k, bias, 0.2, 66, row_stats=True, budget_bytes=50_000)  # 1 head x 32 rows a chunk
+    bias = torch.randn(*bias_shape, generator=torch.Generator().manual_seed(9))
+    got = incoming_mass(q, k, bias, 0.2, 66, row_stats=True, budget_bytes=budget)
     p = naive_probs(q, k, bias, 0.2)[1][:, :, :66]
     assert torch.allclose(got.mass.double(), p.mean(-2), atol=1e-6)
     assert torch.allclose(got.entropy.double(), -torch.special.xlogy(p, p).sum(-1).mean(-1), atol=1e-5)
