@@ -80,8 +80,8 @@ def test_fused_mass_with_key_masks_per_batch_half(method):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 def test_cpu_key_blocks_match_the_chunked_path_and_the_oracle(dtype, monkeypatch):
-    """Many key blocks, the last one partial, rows not a block multiple; padding per batch half, a
-    finite key bias, and a key whose huge logit a -1e4 bias hides (folded into the gemm: no inf - inf)."""
+    """Many blocks of rows and keys, the last ones partial; padding per batch half, a finite key
+    bias, and a key whose huge logit a -1e4 bias hides (folded into the gemm: no inf - inf)."""
     q, k, _ = qkv(Nq=45, Nk=53, d=24, seed=11, spread=2.0)
     q[..., 0] = 4.0
     loud = k.clone()
@@ -89,7 +89,8 @@ def test_cpu_key_blocks_match_the_chunked_path_and_the_oracle(dtype, monkeypatch
     loud[:, :, 7, 0] = 250.0  # every row's logit on key 7 is about 200, lse without it about 20
     q, k, loud = q.to(dtype), k.to(dtype), loud.to(dtype)
     n_rows = 41
-    monkeypatch.setattr(fused, "TILE_BYTES", n_rows * 4 * 6 + 5)  # 6 keys a block (fp64: 3), the last one partial
+    monkeypatch.setattr(fused, "TILE_ROWS", 16)  # 16 rows a block: 41 = 16 + 16 + 9
+    monkeypatch.setattr(fused, "TILE_BYTES", 16 * 4 * 6 + 5)  # 6 keys a block (fp64: 3): 53 = 8 * 6 + 5
     keep = torch.ones(2, 1, 1, 53, dtype=torch.bool)
     keep[0, ..., 40:] = False
     keep[1, ..., 47:] = False

@@ -6,9 +6,9 @@ chunked fp32 path (which is also the tests' reference).
 The incoming mass of key j over the first n query rows, given each row's log-sum-exp lse_i, is
     m_j = 1/n sum_{i<n} exp(s q_i.k_j + b_j - lse_i)
 (only key-wise biases b [..., 1, Nk] fit; a bias that varies over query rows does not). Two ways:
-- "blocks" (CPU): per head and block of keys, one gemm s K_blk Q^T with b_j - lse_i as its additive
-  input, exp in place, row sums. The [keys, rows] tile stays in L2; no softmax output, no values.
-  The exponents are log-probabilities (<= 0), so nothing overflows.
+- "blocks" (CPU): per head and [keys, rows] tile, one gemm whose extra dimensions add b_j - lse_i,
+  exp in place, row sums. The tile stays in L2; no softmax output, no values. The exponents are
+  log-probabilities (<= 0), so nothing overflows.
 - "dims" (CUDA): it is a log-sum-exp over queries, so one fused call with the roles swapped gives
   it (the keys are that call's queries, the n rows its keys; ln(n m_j) - b_j comes out as its lse).
   -lse_i / s enters as extra head dimensions split into terms of q's dtype (their sum is exact to
@@ -18,6 +18,7 @@ The incoming mass of key j over the first n query rows, given each row's log-sum
 """
 from __future__ import annotations
 
+import itertools
 from typing import Optional
 
 import torch
@@ -26,6 +27,8 @@ import torch
 SHIFT_TERMS = {torch.float16: 2, torch.bfloat16: 3}
 HEAD_MULTIPLE = 8  # the swapped call's head dim is padded to this (what the CUDA kernels take)
 TILE_BYTES = 1 << 20  # one [keys, rows] tile of the CPU mass: fits a core's L2
+TILE_ROWS = 512  # query rows of such a tile (so a block of rows stays in cache too)
+MASKED_BIAS = -1e30  # stands for a -inf key bias inside the CPU mass gemm: exp() of it is 0
 
 
 def fused_attention(q, k, v, bias=None, scale=None) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
@@ -68,26 +71,35 @@ def _split(x: torch.Tensor, dtype: torch.dtype, terms: int) -> torch.Tensor:
 
 
 def _mass_by_blocks(q_rows, k, shift, key_bias, scale) -> torch.Tensor:
-    """n m_j [B, H, Nk] in shift's dtype: per head and key block, a gemm plus bias, exp and row sum."""
-    B, H, n, _ = q_rows.shape
+    """n m_j [B, H, Nk] in shift's dtype: per head, block of rows and block of keys one gemm, exp, row sums.
+
+    Extra gemm dimensions bring the exponent's other terms: the rows carry [s q_i, -lse_i, 1] and
+    the keys [k_j, 1, b_j], so the [keys, rows] tile comes out as s q_i.k_j + b_j - lse_i with no
+    pass of its own (masked keys carry MASKED_BIAS: no -inf enters the gemm).
+    """
+    B, H, n, d = q_rows.shape
     Nk = k.shape[-2]
-    dtype = shift.dtype
-    block = max(1, TILE_BYTES // (n * shift.element_size()))
-    tile = torch.empty(min(block, Nk), n, dtype=dtype, device=q_rows.device)
-    total = torch.empty(B, H, Nk, dtype=dtype, device=q_rows.device)
+    dtype, device = shift.dtype, q_rows.device
+    width = d + (1 if key_bias is None else 2)
+    rows = torch.ones(width, n, dtype=dtype, device=device)
+    keys = torch.ones(Nk, width, dtype=dtype, device=device)
+    row_block = min(n, TILE_ROWS)
+    key_block = max(1, TILE_BYTES // (row_block * shift.element_size()))
+    tile = torch.empty(min(key_block, Nk) * row_block, dtype=dtype, device=device)
+    total = torch.zeros(B, H, Nk, dtype=dtype, device=device)
     for b in range(B):
         for h in range(H):
-            rows_t = q_rows[b, h].t().to(dtype).contiguous()  # [d, n]
-            keys = k[b, h].to(dtype)             # [Nk, d]
-            for start in range(0, Nk, block):
-                stop = min(start + block, Nk)
-                logp = tile[: stop - start]
-                if key_bias is None:
-                    torch.addmm(shift[b, h], keys[start:stop], rows_t, alpha=scale, out=logp)
-                else:
-                    torch.add(key_bias[b, h, start:stop, None], shift[b, h], out=logp)
-                    logp.addmm_(keys[start:stop], rows_t, alpha=scale)
-                torch.sum(logp.exp_(), dim=1, out=total[b, h, start:stop])
+            rows[:d] = q_rows[b, h].t()
+            rows[:d] *= scale
+            rows[d] = shift[b, h]
+            keys[:, :d] = k[b, h]
+            if key_bias is not None:
+                torch.clamp(key_bias[b, h], min=MASKED_BIAS, out=keys[:, d + 1])
+            for r0, k0 in itertools.product(range(0, n, row_block), range(0, Nk, key_block)):
+                block_rows, block_keys = rows[:, r0:r0 + row_block], keys[k0:k0 + key_block]
+                logp = tile[: block_keys.shape[0] * block_rows.shape[1]].view(block_keys.shape[0], -1)
+                torch.mm(block_keys, block_rows, out=logp)
+                total[b, h, k0:k0 + key_block] += logp.exp_().sum(dim=1)
     return total
 
 
