@@ -5,7 +5,7 @@ import torch
 
 from sinkrepro.attention import fused
 from sinkrepro.attention.fused import fused_mass
-from sinkrepro.attention.kernels import as_bias, attention_with_lse, incoming_mass
+from sinkrepro.attention.kernels import as_bias, attention_with_lse, incoming_mass, top_values
 from test_attention_oracle import naive_probs
 
 METHODS = ["blocks", "dims"]  # CPU; CUDA (run here on the CPU flash kernel)
@@ -154,3 +154,15 @@ def test_row_stats_with_a_row_bias_over_head_and_row_chunks(budget, bias_shape):
     assert torch.allclose(got.mass.double(), p.mean(-2), atol=1e-6)
     assert torch.allclose(got.entropy.double(), -torch.special.xlogy(p, p).sum(-1).mean(-1), atol=1e-5)
     assert torch.allclose(got.top5.double(), p.topk(5, -1).values.sum(-1).mean(-1), atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [3, 40, 41, 300, 1357])
+def test_top_values_equal_topk_with_ties_and_masked_columns(n):
+    g = torch.Generator().manual_seed(n)
+    x = torch.randint(0, 6, (4, 7, n), generator=g).float()  # many ties
+    x[0] = float("-inf")
+    x[1, :, : n // 2] = float("-inf")
+    x[2, 0, -1] = 9.0  # the largest value in the tail columns
+    k = min(5, n)
+    assert torch.equal(top_values(x, k), x.topk(k, dim=-1).values)
+    assert torch.equal(top_values(x, k, members=3), x.topk(k, dim=-1).values)
