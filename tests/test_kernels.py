@@ -90,7 +90,7 @@ def test_cpu_key_blocks_match_the_chunked_path_and_the_oracle(dtype, monkeypatch
     q, k, loud = q.to(dtype), k.to(dtype), loud.to(dtype)
     n_rows = 41
     monkeypatch.setattr(fused, "TILE_ROWS", 16)  # 16 rows a block: 41 = 16 + 16 + 9
-    monkeypatch.setattr(fused, "TILE_BYTES", 16 * 4 * 6 + 5)  # 6 keys a block (fp64: 3): 53 = 8 * 6 + 5
+    monkeypatch.setattr(fused, "cpu_tile_bytes", lambda: 16 * 4 * 6 + 5)  # 6 keys a block (fp64: 3): 53 = 8 * 6 + 5
     keep = torch.ones(2, 1, 1, 53, dtype=torch.bool)
     keep[0, ..., 40:] = False
     keep[1, ..., 47:] = False

@@ -26,7 +26,7 @@ import torch
 # Terms of q's dtype that carry -lse / s as extra dimensions: enough for about fp32 precision.
 SHIFT_TERMS = {torch.float16: 2, torch.bfloat16: 3}
 HEAD_MULTIPLE = 8  # the swapped call's head dim is padded to this (what the CUDA kernels take)
-TILE_BYTES = 1 << 20  # one [keys, rows] tile of the CPU mass: fits a core's L2
+TILE_BYTES = 1 << 20  # a thread's share of one CPU tile (here and in kernels.py): fits a core's L2
 TILE_ROWS = 512  # query rows of such a tile (so a block of rows stays in cache too)
 MASKED_BIAS = -1e30  # stands for a -inf key bias inside the CPU mass gemm: exp() of it is 0
 
@@ -70,6 +70,12 @@ def _split(x: torch.Tensor, dtype: torch.dtype, terms: int) -> torch.Tensor:
     return torch.stack(parts, dim=-1)
 
 
+def cpu_tile_bytes() -> int:
+    """One CPU tile: a share per thread, as torch splits each op over its threads (fewer, larger
+    ops also leave a shared host's scheduler fewer thread barriers to stall)."""
+    return TILE_BYTES * torch.get_num_threads()
+
+
 def _mass_by_blocks(q_rows, k, shift, key_bias, scale) -> torch.Tensor:
     """n m_j [B, H, Nk] in shift's dtype: per head, block of rows and block of keys one gemm, exp, row sums.
 
@@ -84,7 +90,7 @@ def _mass_by_blocks(q_rows, k, shift, key_bias, scale) -> torch.Tensor:
     rows = torch.ones(width, n, dtype=dtype, device=device)
     keys = torch.ones(Nk, width, dtype=dtype, device=device)
     row_block = min(n, TILE_ROWS)
-    key_block = max(1, TILE_BYTES // (row_block * shift.element_size()))
+    key_block = max(1, cpu_tile_bytes() // (row_block * shift.element_size()))
     tile = torch.empty(min(key_block, Nk) * row_block, dtype=dtype, device=device)
     total = torch.zeros(B, H, Nk, dtype=dtype, device=device)
     for b in range(B):

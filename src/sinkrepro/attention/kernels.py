@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from sinkrepro.attention.fused import TILE_BYTES, fused_attention, fused_mass
+from sinkrepro.attention.fused import cpu_tile_bytes, fused_attention, fused_mass
 
 # Budget for one chunk of fp32 [B, H, rows, Nk] scores (two buffers live at once): small chunks stay
 # in cache on CPU; large ones keep a GPU busy.
@@ -150,7 +150,7 @@ def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, 
     entropy = torch.zeros(B, H, dtype=torch.float32, device=q.device) if row_stats else None
     top5 = torch.zeros_like(entropy) if row_stats else None
     if budget_bytes is None:
-        budget_bytes = 2 * TILE_BYTES if q.device.type == "cpu" else default_budget(q.device)
+        budget_bytes = 2 * cpu_tile_bytes() if q.device.type == "cpu" else default_budget(q.device)
     g, step = chunk_shape(H, n_rows, Nk, budget_bytes)
     for b, h0, start in itertools.product(range(B), range(0, H, g), range(0, n_rows, step)):
         heads, rows = slice(h0, h0 + g), slice(start, min(start + step, n_rows))
