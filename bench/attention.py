@@ -24,6 +24,8 @@ Last lines: `attention-bench: tokens=N threads=T time_vs_stock=MIN/MEDIAN ...`.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -137,6 +139,18 @@ def memory(method: str, n_image: int, device: str, dtype: str) -> float:
     return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def load() -> str:
+    """The host's 1/5/15-minute load averages: other processes on a shared host disturb timings."""
+    return "load " + "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def fmt(x: float) -> str:
     return f"{x:.3g}"
 
@@ -144,8 +158,9 @@ def fmt(x: float) -> str:
 def layer_bench(n: int, threads: int, device: str, dtype_name: str, runs: int) -> dict[str, tuple[float, float]]:
     data = inputs(n, device, getattr(torch, dtype_name))
     print(f"\nlayer: B=2 H={HEADS} d={HEAD_DIM} keys={n}+{TEXT_TOKENS} {dtype_name} on {device}, "
-          f"threads={threads}, runs={runs}")
+          f"threads={threads}, runs={runs}, {load()}")
     times, cpu = interleaved(METHODS, data, device, runs)
+    print(f"  timed; {load()}")
     mems = {name: memory(name, n, device, dtype_name) for name in METHODS}
     for name, ts in times.items():
         cpu_note = f"(CPU min {fmt(min(cpu[name]) * 1e3):>7s} ms)  " if device == "cpu" else ""
@@ -199,8 +214,9 @@ def step_bench(n: int, n_layers: int, threads: int, device: str, dtype_name: str
     if n_layers > max(A2_LAYERS):
         cases["A2"] = lambda: forward(InterventionSpec(**dict(PRESETS["rds"], k=1, layers=A2_LAYERS)), ())
     print(f"\nwhole step: stand-in SD3 transformer, {n_layers} joint blocks, 24x64 heads, keys={n}+{TEXT_TOKENS}, "
-          f"B=2, {dtype_name} on {device}, threads={threads}, runs={runs}")
+          f"B=2, {dtype_name} on {device}, threads={threads}, runs={runs}, {load()}")
     times, _ = interleaved(cases, (), device, runs)
+    print(f"  timed; {load()}")
     for name, ts in times.items():
         print(f"  {name:12s} min {fmt(min(ts)):>6s} s  median {fmt(statistics.median(ts)):>6s} s")
     return {f"{name}_overhead": tuple(r - 1 for r in ratio(times, name, "unpatched"))
@@ -227,6 +243,8 @@ def main(argv=None) -> None:
         return
     step_tokens = args.step_tokens or (max(args.image_tokens) if args.device == "cuda" else 1024)
     step_layers = args.step_layers if args.step_layers is not None else (24 if args.device == "cuda" else 2)
+    print(f"host: {cpu_model()}, {os.cpu_count()} CPUs" if args.device == "cpu" else
+          f"device: {torch.cuda.get_device_name()}")
     summary = []
     for threads in args.threads:
         torch.set_num_threads(threads)

@@ -14,6 +14,7 @@ Two facts keep this fast:
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -21,11 +22,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from sinkrepro.attention.fused import fused_attention, fused_mass
+from sinkrepro.attention.fused import cpu_tile_bytes, fused_attention, fused_mass
 
 # Budget for one chunk of fp32 [B, H, rows, Nk] scores (two buffers live at once): small chunks stay
 # in cache on CPU; large ones keep a GPU busy.
 CHUNK_BYTES = {"cpu": 16 << 20, "cuda": 512 << 20}
+TOP_GROUP = 8  # columns a group in top_values
 # Above this edited mass a row's correction divides by < 0.5: recompute it exactly instead.
 CORRECTION_MAX_MASS = 0.5
 
@@ -90,14 +92,48 @@ class SinkStats:
     top5: Optional[torch.Tensor] = None      # [B, H] mean over rows of the row's top-5 probability sum
 
 
+def top_values(x: torch.Tensor, k: int, members: int = TOP_GROUP) -> torch.Tensor:
+    """The k largest values [..., k] of each row of x [..., N]: x.topk(k).values, faster for long rows.
+
+    Columns g, g + G, g + 2G, ... form group g (G = N // members). The k largest values lie in the
+    k groups with the largest maxima (a value elsewhere is beaten by all k of those maxima), so a
+    max pass over whole rows leaves topks over G group maxima and k * members candidates.
+    """
+    n_groups = x.shape[-1] // members
+    if n_groups <= k:
+        return x.topk(min(k, x.shape[-1]), dim=-1).values
+    body = x[..., : n_groups * members].unflatten(-1, (members, n_groups))  # [..., members, G]
+    best = body.amax(dim=-2).topk(k, dim=-1).indices                        # [..., k] groups
+    picked = torch.gather(body, -1, best.unsqueeze(-2).expand(*best.shape[:-1], members, k))
+    return torch.cat([picked.flatten(-2), x[..., n_groups * members:]], dim=-1).topk(k, dim=-1).values
+
+
+def chunk_shape(heads: int, n_rows: int, n_keys: int, budget_bytes: int) -> tuple[int, int]:
+    """(heads, rows) per chunk so that two fp32 [heads, rows, Nk] buffers fit the budget."""
+    rows = max(1, budget_bytes // (8 * n_keys))
+    if rows < n_rows:
+        return 1, rows
+    return max(1, min(heads, rows // max(1, n_rows))), n_rows
+
+
+def _bias_chunk(bias: Optional[torch.Tensor], b: int, heads: slice, rows: slice) -> Optional[torch.Tensor]:
+    """The bias of batch row b, heads and query rows, broadcastable to [heads, rows, Nk]."""
+    if bias is None:
+        return None
+    bias = bias[(None,) * (4 - bias.dim())]  # [B or 1, H or 1, Nq or 1, Nk]
+    bias = bias[b if bias.shape[0] > 1 else 0]
+    return bias[heads if bias.shape[0] > 1 else slice(None), rows if bias.shape[1] > 1 else slice(None)]
+
+
 def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, lse=None, row_stats: bool = False,
                   budget_bytes: Optional[int] = None, fused: bool = True) -> SinkStats:
     """Incoming mass m[b,h,j] = mean_{i < n_rows} softmax(s*q_i.k_j + bias_ij), exact in fp32.
 
     With `lse` [B, H, >=n_rows] (the rows' log-sum-exp from the fused attention call) and no row
-    stats, one swapped fused call gives the mass (fused.fused_mass). Otherwise, or with fused=False,
-    or where no fused kernel applies, it chunks over query rows in fp32, so the full probability
-    tensor never exists. `row_stats` adds the mean row entropy and top-5 concentration of the rows.
+    stats, fused.fused_mass gives the mass. Otherwise, or with fused=False, or where that does not
+    apply, it chunks over heads and query rows in fp32 (chunks the size of a core's L2 on CPU),
+    so the full probability tensor never exists. `row_stats` adds the mean row entropy and top-5
+    concentration of the rows.
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     B, H, Nq, d = q.shape
@@ -109,37 +145,37 @@ def incoming_mass(q, k, bias=None, scale=None, n_rows: Optional[int] = None, *, 
             return SinkStats(mass)
     if q.dtype not in (torch.float32, torch.float64):
         lse = None  # a half-precision kernel's lse is good to ~1e-4: recompute it exactly here
-    kt = k.float().reshape(B * H, Nk, d).transpose(-1, -2)  # [BH, d, Nk]
-    mass = torch.zeros(B * H, 1, Nk, dtype=torch.float32, device=q.device)
+    kt = k.float().transpose(-1, -2)  # [B, H, d, Nk]
+    mass = torch.zeros(B, H, 1, Nk, dtype=torch.float32, device=q.device)
     entropy = torch.zeros(B, H, dtype=torch.float32, device=q.device) if row_stats else None
     top5 = torch.zeros_like(entropy) if row_stats else None
-    step = chunk_rows(B * H, Nk, default_budget(q.device) if budget_bytes is None else budget_bytes)
-    for start in range(0, n_rows, step):
-        stop = min(start + step, n_rows)
-        c = stop - start
-        qc = q[:, :, start:stop].float().reshape(B * H, c, d)
+    if budget_bytes is None:
+        budget_bytes = 2 * cpu_tile_bytes() if q.device.type == "cpu" else default_budget(q.device)
+    g, step = chunk_shape(H, n_rows, Nk, budget_bytes)
+    for b, h0, start in itertools.product(range(B), range(0, H, g), range(0, n_rows, step)):
+        heads, rows = slice(h0, h0 + g), slice(start, min(start + step, n_rows))
+        qc = q[b, heads, rows].float()  # [g, c, d]
         if lse is None:
-            logits = torch.bmm(qc, kt).mul_(scale).view(B, H, c, Nk)
+            logits = torch.matmul(qc, kt[b, heads]).mul_(scale)
         else:  # logits - lse in one call: the log-probabilities
-            shift = -lse[:, :, start:stop].float().reshape(B * H, c, 1)
-            logits = torch.baddbmm(shift, qc, kt, alpha=scale).view(B, H, c, Nk)
-        b = _bias_rows(bias, start, stop)
-        if b is not None:
-            logits += b
+            logits = torch.baddbmm(-lse[b, heads, rows, None].float(), qc, kt[b, heads], alpha=scale)
+        bias_c = _bias_chunk(bias, b, heads, rows)
+        if bias_c is not None:
+            logits += bias_c
         if lse is None:  # shift by the row max; the row sum of exp() then normalises
             logits -= logits.amax(dim=-1, keepdim=True)
-        weights = torch.exp(logits)  # [B, H, c, Nk] unnormalised (or, given lse, the) probabilities
-        total = weights.sum(dim=-1, keepdim=True) if lse is None else None  # [B, H, c, 1]
-        inv = 1.0 / total if total is not None else torch.ones(B, H, c, 1, device=q.device)
-        mass.baddbmm_(inv.view(B * H, 1, c), weights.view(B * H, c, Nk))  # sum over rows of p_ij
+        weights = torch.exp(logits)  # [g, c, Nk] unnormalised (or, given lse, the) probabilities
+        total = weights.sum(dim=-1, keepdim=True) if lse is None else None  # [g, c, 1]
+        inv = 1.0 / total if total is not None else torch.ones_like(logits[..., :1])
+        mass[b, heads].baddbmm_(inv.transpose(-1, -2), weights)  # sum over rows of p_ij
         if row_stats:
-            top5 += (logits.topk(min(5, Nk), dim=-1).values.exp().sum(-1, keepdim=True) * inv).sum(dim=(-1, -2))
-            if b is not None:
+            top5[b, heads] += (top_values(logits, 5).exp().sum(-1, keepdim=True) * inv).sum((-1, -2))
+            if bias_c is not None:
                 logits.clamp_(min=torch.finfo(torch.float32).min)  # masked keys: 0 * finite, not 0 * -inf
             plogp = logits.mul_(weights).sum(dim=-1, keepdim=True) * inv  # sum_j p_ij * logits_ij
             if total is not None:
                 plogp -= total.log()  # log p_ij = logits_ij - log(total_i)
-            entropy -= plogp.sum(dim=(-1, -2))
+            entropy[b, heads] -= plogp.sum(dim=(-1, -2))
     mass = mass.view(B, H, Nk) / n_rows
     if row_stats:
         entropy /= n_rows
