@@ -370,9 +370,9 @@ def render_claims(stats: pd.DataFrame, cfg: StatsConfig, standin: bool, margins:
 def _render_per_model(out: list[str], stats: pd.DataFrame, models: list[str], cfg: StatsConfig,
                       margins: Margins) -> str:
     own = {m: stats[stats["model"] == m] for m in models}
-    out += [f"Each claim is judged on each model's rows alone, with the same margins and by the rule stated "
-            f"for it. Each cell: the verdict, then the estimate [CI] of the smallest-k evidence row that "
-            f"carries it.", ""]
+    out += ["Each claim is judged on each model's rows alone, with the same margins and by the rule stated "
+            "for it. Each cell: the verdict, then the estimate [CI] of the smallest-k evidence row that "
+            "carries it.", ""]
     summary = ["| claim | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     sections = []
     for i, claim in enumerate(CLAIMS, 1):
