@@ -13,9 +13,8 @@ import yaml
 
 from sinkrepro import layout
 from sinkrepro.attention.runtime import in_window
-from sinkrepro.config import load_prompt_tables, validate_config
+from sinkrepro.config import load_prompt_tables
 from sinkrepro.grid import build_grid
-from sinkrepro.plan import jobs_per_rule
 from sinkrepro.io import read_jsonl, sha256_bytes, write_jsonl
 from sinkrepro.scoring import score_fid, score_shard, score_shard_metrics
 from sinkrepro.paper.claims import CLAIMS
@@ -23,8 +22,8 @@ from sinkrepro.paper.sidecar import read_metadata
 from sinkrepro.twin import MODEL_PREFIX, make_twin
 from roundtrip import EXPENSIVE_RULES, checkout_copy, check_round_trip, jobs_run, round_trip, run
 from test_scoring import make_shard, scorers  # noqa: F401  (a fixture)
-from test_workflow import planned, snakemake
-from twins import REPO, condition_map, offline_and_twin, run_twin
+from helpers import snakemake
+from twins import REPO, check_complete_run, condition_map, offline_and_twin, run_twin, twin_grid
 
 
 def paper_config() -> dict:
@@ -195,22 +194,13 @@ def test_twin_fills_every_paper_output(twin_run):
     assert len(summary) == len(CLAIMS)
     for row in summary:
         assert any("not run in this config" not in cell for cell in row.split("|")[2:-1]), row
-    config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
-    grid = build_grid(config, load_prompt_tables(config, work))
-    for path in layout.paper_outputs(grid):
-        assert (work / path).exists(), path
-    assert (work / "paper" / "report.html").stat().st_size > 0
-    # one score job per scored shard, never more than the generate jobs
-    counts = planned(log)
-    assert counts["score"] <= counts["generate"]
-    assert {rule: n for rule, n in counts.items() if rule not in ("all", "default", "total")} == jobs_per_rule(grid)
+    check_complete_run(work, log)
 
 
 @pytest.mark.slow
 def test_twin_fid_sets_hold_exactly_their_experiments_images(twin_run):
     work, _ = twin_run
-    config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
-    grid = build_grid(config, load_prompt_tables(config, work))
+    grid = twin_grid(work)
     checked = 0
     for exp in grid.experiments.values():
         for job in layout.fid_jobs(exp):

@@ -7,9 +7,14 @@ import sys
 import time
 from pathlib import Path
 
-from sinkrepro.config import validate_config
+import yaml
+
+from sinkrepro.config import load_prompt_tables, validate_config
+from sinkrepro import layout
+from sinkrepro.grid import build_grid
+from sinkrepro.plan import jobs_per_rule
 from sinkrepro.twin import make_twin
-from test_workflow import snakemake, synthetic_paper_prompts
+from helpers import planned, snakemake, synthetic_paper_prompts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,3 +54,24 @@ def run_twin(config: Path, work: Path) -> tuple[Path, str]:
     snakemake(work, "--configfile", str(work / "twin.yaml"), "--report", "paper/report.html")
     print(f"twin of {config.name}: {time.monotonic() - started:.0f} s")
     return work, log
+
+
+def twin_grid(work: Path):
+    """The job grid of the twin config a run_twin wrote into `work`."""
+    config = validate_config(yaml.safe_load((work / "twin.yaml").read_text()))
+    return build_grid(config, load_prompt_tables(config, work))
+
+
+def check_complete_run(work: Path, log: str):
+    """A twin run made every output its grid plans, each table marked stand-in, the report, and ran
+    exactly the jobs `sinkrepro plan` counts; returns the grid."""
+    grid = twin_grid(work)
+    for path in layout.paper_outputs(grid):
+        assert (work / path).exists(), path
+    for table in (work / "paper" / "tables").glob("*.md"):
+        assert "stand-in" in table.read_text().splitlines()[0], table.name
+    assert (work / "paper" / "report.html").stat().st_size > 0
+    counts = planned(log)
+    assert counts["score"] <= counts["generate"]  # one score job per scored shard
+    assert {rule: n for rule, n in counts.items() if rule not in ("all", "default", "total")} == jobs_per_rule(grid)
+    return grid
