@@ -58,7 +58,7 @@ def test_repo_dvc_yaml_shares_the_expensive_outputs_and_persists_every_out():
     assert unpersisted_outs(doc) == []
     shared = read_shared_stages(ROOT)
     assert set(shared.outs) == SHARED_OUTS
-    rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    rules = "".join(p.read_text() for p in [ROOT / "workflow" / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")])
     for stage in shared.stages:  # each shared stage runs (and is touched as) a Snakemake target rule
         assert re.search(rf"^rule {stage}:", rules, re.M), stage
         assert re.search(rf"\b{stage} --configfile \$\{{config\}}", doc["stages"][stage]["cmd"]), stage
