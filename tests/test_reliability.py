@@ -134,13 +134,12 @@ def test_stale_lock_of_a_dead_run_is_removed_and_a_live_ones_kept(tmp_path):
 
 
 def edited_copy(tmp_path: Path, module: str | None) -> Path:
-    """src/ and workflow/ copied, with `module` (a path under src/sinkrepro) given one more comment line."""
+    """src/ and workflow/ copied, with `module` (a file under src/sinkrepro) given one more comment line."""
     copy = tmp_path / "repo"
     for part in ("src", "workflow"):
         shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
     if module:
         target = copy / "src" / "sinkrepro" / module
-        target = next(target.glob("*.py")) if target.is_dir() else target
         target.write_text(target.read_text() + "# edited\n")
     return copy
 
@@ -148,8 +147,8 @@ def edited_copy(tmp_path: Path, module: str | None) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("module,rerun,not_rerun", [
     (None, set(), {"generate", "score", "stats", "paper_tables", "model", "scorer"}),
-    ("stats", {"stats", "paper_tables", "paper_claims", "stats_figure"}, {"generate", "score", "model", "scorer"}),
-    ("attention", {"generate", "score", "stats", "paper_claims", "panels_figure"}, {"model", "scorer"}),
+    ("stats/analysis.py", {"stats", "paper_tables", "paper_claims", "stats_figure"}, {"generate", "score", "model", "scorer"}),
+    ("attention/runtime.py", {"generate", "score", "stats", "paper_claims", "panels_figure"}, {"model", "scorer"}),
 ])
 def test_library_edits_rerun_the_jobs_that_run_that_code(reference, tmp_path, module, rerun, not_rerun):
     copy = edited_copy(tmp_path, module)
